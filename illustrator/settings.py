@@ -1,0 +1,41 @@
+"""Settings, read once at start-up (by the CLI) and passed down; nothing below the CLI reads the environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_IMAGE_MODEL = "stabilityai/sd-turbo"
+DEFAULT_REFINER_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
+OFFLINE_MODEL = "offline"  # the built-in preset of tiny placeholder models
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that can be configured, with sensible defaults."""
+
+    data_dir: Path = field(default_factory=lambda: Path.home() / ".illustrator")
+    database_url: str | None = None  # defaults to SQLite in the data folder
+    image_model: str = DEFAULT_IMAGE_MODEL  # hub id, local diffusers folder, .safetensors file or "offline"
+    refiner_model: str = DEFAULT_REFINER_MODEL  # hub id, local folder, .gguf file, "offline" or "none"
+    offline: bool = False  # use the offline preset for both models, without trying the configured ones
+    device: str = "auto"  # auto, cpu, cuda, cuda:N, mps
+    dtype: str = "auto"  # auto, float32, float16, bfloat16
+    host: str = "127.0.0.1"
+    port: int = 7860
+    max_message_chars: int = 2000
+
+    @property
+    def pictures_dir(self) -> Path:
+        """Where picture files live."""
+        return self.data_dir / "pictures"
+
+    @property
+    def models_dir(self) -> Path:
+        """Where locally built models (the offline preset) are cached."""
+        return self.data_dir / "models"
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, SQLite in the data folder unless set."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'illustrator.db'}"

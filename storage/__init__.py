@@ -1,0 +1,1 @@
+"""Persistence for Illustrator: SQLAlchemy tables, repositories and picture files on disk."""
