@@ -1,0 +1,163 @@
+"""Picture files on disk: PNGs with their parameters embedded, written atomically under one root folder."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+from illustrator.errors import NotFound, StorageError
+from storage.pngmeta import make_pnginfo
+
+logger = logging.getLogger(__name__)
+
+_PICTURE_NAME = re.compile(r"[0-9a-f]{32}\.png")  # the names `save` gives; only these are ever reconciled away
+_TEMP_NAME = re.compile(r"\.[0-9a-f]{32}\.png\.tmp")
+_PNG_MODES = {"1", "L", "LA", "P", "RGB", "RGBA", "I", "I;16"}
+
+
+@dataclass(frozen=True)
+class SavedFile:
+    """A picture file that was written: its name relative to the root, size, checksum and pixel size."""
+
+    file_name: str
+    size_bytes: int
+    sha256: str
+    width: int
+    height: int
+
+
+def _reason(error: OSError) -> str:
+    """The operating system's short reason for a failure ("No space left on device")."""
+    return (error.strerror or str(error) or type(error).__name__).rstrip(".")
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in `folder` durable; not every platform can open a folder, so this is best effort."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class PictureFiles:
+    """The pictures folder: saves PNGs under `root/YYYY/MM/` with unguessable names, and reads them back safely."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def save(self, image: Image.Image, *, parameters_text: str, metadata: dict[str, Any]) -> SavedFile:
+        """Write `image` as a PNG with its metadata (temp file, fsync, rename) and describe the file written."""
+        # 1. encode in memory, so the checksum and size describe exactly the bytes on disk
+        if image.mode not in _PNG_MODES:
+            image = image.convert("RGB")
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG", pnginfo=make_pnginfo(parameters_text, metadata))
+        data = buffer.getvalue()
+
+        # 2. write a temp file next to the final one, then rename: a crash leaves a whole file or none
+        now = datetime.now(timezone.utc)
+        name = f"{secrets.token_hex(16)}.png"
+        folder = self.root / f"{now:%Y}" / f"{now:%m}"
+        temp = folder / f".{name}.tmp"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with open(temp, "xb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temp, folder / name)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                temp.unlink(missing_ok=True)
+            raise StorageError(f"Could not save the picture: {_reason(e)}.") from e
+        _fsync_folder(folder)
+        return SavedFile(
+            file_name=f"{now:%Y}/{now:%m}/{name}",
+            size_bytes=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            width=image.width,
+            height=image.height,
+        )
+
+    def _resolve(self, file_name: str) -> Path:
+        """The absolute path of `file_name`, or NotFound when it is not a plain relative name inside the root."""
+        if not isinstance(file_name, str) or not file_name or "\x00" in file_name or "\\" in file_name:
+            raise NotFound("That picture does not exist.")
+        relative = PurePosixPath(file_name)
+        if relative.is_absolute() or PureWindowsPath(file_name).drive or ".." in relative.parts:
+            raise NotFound("That picture does not exist.")
+        root = self.root.resolve()
+        candidate = (root / relative).resolve()  # follows links: one that points outside the root is refused
+        if candidate == root or not candidate.is_relative_to(root):
+            raise NotFound("That picture does not exist.")
+        return candidate
+
+    def path(self, file_name: str) -> Path:
+        """The path of an existing picture file strictly inside the root, or NotFound."""
+        candidate = self._resolve(file_name)
+        if not candidate.is_file():
+            raise NotFound("That picture does not exist.")
+        return candidate
+
+    def delete(self, file_name: str) -> None:
+        """Remove a picture file; one that is already gone is fine."""
+        try:
+            self._resolve(file_name).unlink(missing_ok=True)
+        except OSError as e:
+            raise StorageError(f"Could not delete the picture: {_reason(e)}.") from e
+
+    def open_image(self, file_name: str) -> Image.Image:
+        """The picture, checked and fully read into memory."""
+        path = self.path(file_name)
+        try:
+            with Image.open(path) as image:
+                image.verify()  # verify() leaves the image unusable, so it is opened again below
+            with Image.open(path) as image:
+                image.load()
+                return image.copy()
+        except FileNotFoundError as e:
+            raise NotFound("That picture does not exist.") from e
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+            raise StorageError("The picture file is damaged and cannot be read.") from e
+
+    def reconcile(self, known_file_names: set[str]) -> list[str]:
+        """Remove picture files that no database row knows, and temp files left by a crash; return what was removed.
+
+        Run it at start-up, before any picture is being saved: a picture written but not yet committed looks stray.
+        """
+        removed: list[str] = []
+        if not self.root.is_dir():
+            return removed
+        for dirpath, _dirnames, filenames in os.walk(self.root):
+            for name in filenames:
+                path = Path(dirpath) / name
+                file_name = path.relative_to(self.root).as_posix()
+                stray = _PICTURE_NAME.fullmatch(name) and file_name not in known_file_names
+                if not (stray or _TEMP_NAME.fullmatch(name)):
+                    continue
+                try:
+                    path.unlink()
+                except OSError as e:
+                    logger.warning("Could not remove the stray picture file %s: %s", path, _reason(e))
+                    continue
+                removed.append(file_name)
+        if removed:
+            logger.info("Removed %d stray picture file(s) left by an earlier crash", len(removed))
+        return sorted(removed)

@@ -1,0 +1,161 @@
+"""PNG metadata: AUTOMATIC1111-compatible `parameters` text (other tools read it) and our own JSON chunk."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import IO, Any
+
+from PIL import Image, UnidentifiedImageError
+from PIL.PngImagePlugin import PngInfo
+
+from illustrator.errors import InvalidInput
+
+PARAMETERS_KEY = "parameters"  # the chunk AUTOMATIC1111, ComfyUI importers, Civitai and others read
+ILLUSTRATOR_KEY = "illustrator"  # our own JSON: the plan, lineage, ids
+
+# One `Key: value` pair of the settings line; a value with a comma, colon or newline is a JSON string (as A1111).
+_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+_SIZE = re.compile(r"^(\d+)x(\d+)$")
+_NEGATIVE = "Negative prompt:"
+
+
+def _quote(value: object) -> str:
+    """The value as A1111 writes it: JSON-quoted only when it holds a comma, colon, newline or quote."""
+    text = str(value)
+    if any(ch in text for ch in ',:\n"'):
+        return json.dumps(text, ensure_ascii=False)
+    return text
+
+
+def _unquote(value: str) -> str:
+    """Undo `_quote`; a value that is not valid JSON is kept as written."""
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        try:
+            decoded = json.loads(value)
+        except json.JSONDecodeError:
+            return value
+        return decoded if isinstance(decoded, str) else value
+    return value
+
+
+def _number(value: float) -> str:
+    """A float written so that it reads back exactly ("0.0", "7.5")."""
+    return repr(float(value))
+
+
+def build_parameters_text(
+    prompt: str,
+    negative_prompt: str,
+    steps: int,
+    sampler: str,
+    guidance_scale: float,
+    seed: int,
+    width: int,
+    height: int,
+    model: str,
+    strength: float | None = None,
+) -> str:
+    """The generation parameters in AUTOMATIC1111's `parameters` format."""
+    settings = [
+        ("Steps", str(int(steps))),
+        ("Sampler", _quote(sampler)),
+        ("CFG scale", _number(guidance_scale)),
+        ("Seed", str(int(seed))),
+        ("Size", f"{int(width)}x{int(height)}"),
+        ("Model", _quote(model)),
+    ]
+    if strength is not None:
+        settings.append(("Denoising strength", _number(strength)))
+    lines = [prompt.strip()]
+    if negative_prompt.strip():
+        lines.append(f"{_NEGATIVE} {negative_prompt.strip()}")
+    lines.append(", ".join(f"{key}: {value}" for key, value in settings))
+    return "\n".join(lines)
+
+
+def _convert(result: dict[str, Any], key: str, value: str) -> None:
+    """Store one settings pair under our name and type; unknown or unreadable pairs go to `extra`."""
+    try:
+        if key == "Steps":
+            result["steps"] = int(value)
+        elif key == "Sampler":
+            result["sampler"] = value
+        elif key == "CFG scale":
+            result["guidance_scale"] = float(value)
+        elif key == "Seed":
+            result["seed"] = int(value)
+        elif key == "Size" and (size := _SIZE.match(value)):
+            result["width"], result["height"] = int(size[1]), int(size[2])
+        elif key == "Model":
+            result["model"] = value
+        elif key == "Denoising strength":
+            result["strength"] = float(value)
+        else:
+            result["extra"][key] = value
+    except ValueError:
+        result["extra"][key] = value
+
+
+def parse_parameters_text(text: str) -> dict[str, Any]:
+    """Read A1111 `parameters` text back into values; never raises, missing values are None."""
+    result: dict[str, Any] = {
+        "prompt": "",
+        "negative_prompt": "",
+        "steps": None,
+        "sampler": None,
+        "guidance_scale": None,
+        "seed": None,
+        "width": None,
+        "height": None,
+        "model": None,
+        "strength": None,
+        "extra": {},
+    }
+    lines = str(text).strip().replace("\r\n", "\n").split("\n")
+    settings_line = ""
+    if len(lines) > 0 and len(_PARAM.findall(lines[-1])) >= 3:  # as A1111: a settings line has 3+ pairs
+        settings_line = lines.pop()
+    prompt: list[str] = []
+    negative: list[str] = []
+    for line in lines:
+        if not negative and line.startswith(_NEGATIVE):
+            negative.append(line[len(_NEGATIVE) :].strip())
+        elif negative:
+            negative.append(line)
+        else:
+            prompt.append(line)
+    result["prompt"] = "\n".join(prompt).strip()
+    result["negative_prompt"] = "\n".join(negative).strip()
+    for key, value in _PARAM.findall(settings_line):
+        _convert(result, key.strip(), _unquote(value))
+    return result
+
+
+def make_pnginfo(parameters_text: str, our_json: dict[str, Any]) -> PngInfo:
+    """PNG text chunks: `parameters` (A1111 text) and `illustrator` (our JSON, UTF-8)."""
+    info = PngInfo()
+    info.add_text(PARAMETERS_KEY, parameters_text)  # Latin-1 tEXt when it can, else UTF-8 iTXt (as A1111)
+    info.add_itxt(ILLUSTRATOR_KEY, json.dumps(our_json, ensure_ascii=False, sort_keys=True))
+    return info
+
+
+def read_png_metadata(path_or_file: str | Path | IO[bytes]) -> dict[str, Any]:
+    """The `parameters` text and our JSON from a picture file; each is None when the file does not have it."""
+    try:
+        with Image.open(path_or_file) as image:
+            chunks = dict(getattr(image, "text", None) or image.info)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise InvalidInput("That file is not a picture that can be read.") from e
+    parameters = chunks.get(PARAMETERS_KEY)
+    ours: dict[str, Any] | None = None
+    raw = chunks.get(ILLUSTRATOR_KEY)
+    if isinstance(raw, str):
+        try:
+            decoded = json.loads(raw)
+        except json.JSONDecodeError:
+            decoded = None
+        ours = decoded if isinstance(decoded, dict) else None
+    return {"parameters": parameters if isinstance(parameters, str) else None, "illustrator": ours}

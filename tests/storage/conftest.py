@@ -1,0 +1,32 @@
+"""Storage fixtures: a real SQLite file per test (handlers run on threads; `:memory:` would hide that)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from storage.db import Database, create_db
+from storage.repository import SessionRepository
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    """The URL of a database file in a folder that does not exist yet."""
+    return f"sqlite:///{tmp_path / 'data' / 'illustrator.db'}"
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    """A freshly created database at the newest schema."""
+    database = create_db(db_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def repo(db: Database) -> Iterator[SessionRepository]:
+    """A repository over one ORM session; the test commits when it wants to."""
+    with db.session() as db_session:
+        yield SessionRepository(db_session)
