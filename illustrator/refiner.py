@@ -183,7 +183,8 @@ class LLMRefiner(Refiner):
             text = self._generate_text(self.build_messages(conversation, state))
             plan = parse_plan(text, state, source="llm")
         except PlanError as e:
-            logger.warning("Refiner %s gave an unusable plan; using the fallback: %s", self.name, e, exc_info=True)
+            # An expected outcome with small or untrained models: one line, no traceback.
+            logger.warning("Refiner %s gave an unusable plan; using the fallback: %s", self.name, e)
             return self.fallback.refine(conversation, state)
         except Exception:  # a turn never fails because the LLM did: the fallback always has an answer
             logger.warning("Refiner %s failed while generating; using the fallback.", self.name, exc_info=True)

@@ -1,0 +1,177 @@
+"""The `illustrator` command: serve the app, refine a conversation, or draw one picture."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from illustrator.errors import IllustratorError
+from illustrator.settings import DEFAULT_IMAGE_MODEL, DEFAULT_REFINER_MODEL, Settings
+
+logger = logging.getLogger(__name__)
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    env = os.environ
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(env.get("ILLUSTRATOR_DATA_DIR", Path.home() / ".illustrator")),
+        help="where sessions, pictures and locally built models are kept (default: ~/.illustrator)",
+    )
+    parser.add_argument(
+        "--image-model",
+        default=env.get("ILLUSTRATOR_IMAGE_MODEL", DEFAULT_IMAGE_MODEL),
+        help="hub id, local diffusers folder, single-file .safetensors checkpoint, or 'offline'",
+    )
+    parser.add_argument(
+        "--refiner-model",
+        default=env.get("ILLUSTRATOR_REFINER_MODEL", DEFAULT_REFINER_MODEL),
+        help="hub id, local folder, .gguf file, 'offline', or 'none' (built-in rules only)",
+    )
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        default=env.get("ILLUSTRATOR_OFFLINE", "") not in ("", "0"),
+        help="use the built-in offline preset (tiny placeholder models) without trying the configured ones",
+    )
+    parser.add_argument("--device", default=env.get("ILLUSTRATOR_DEVICE", "auto"), help="auto, cpu, cuda, mps")
+    parser.add_argument(
+        "--dtype", default=env.get("ILLUSTRATOR_DTYPE", "auto"), help="auto, float32, float16, bfloat16"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(prog="illustrator", description="Illustrate your story by chatting.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the web app")
+    _add_model_options(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to serve on (default: this machine only)")
+    serve.add_argument("--port", type=int, default=int(os.environ.get("ILLUSTRATOR_PORT", 7860)))
+    serve.add_argument("--listen", action="store_true", help="serve on the local network (host 0.0.0.0)")
+
+    refine = commands.add_parser("refine", help="read a conversation (JSON list of {role, content}) on stdin")
+    _add_model_options(refine)
+    refine.add_argument("--last-prompt", default=None, help="the prompt of the picture the next turn would edit")
+
+    generate = commands.add_parser("generate", help="draw one picture from a prompt into a PNG file")
+    _add_model_options(generate)
+    generate.add_argument("prompt")
+    generate.add_argument("-o", "--output", type=Path, default=Path("picture.png"))
+    generate.add_argument("--negative-prompt", default="")
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--steps", type=int, default=None)
+    generate.add_argument("--width", type=int, default=None)
+    generate.add_argument("--height", type=int, default=None)
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Settings from the parsed command line (which already folded in the environment)."""
+    host = "0.0.0.0" if getattr(args, "listen", False) else getattr(args, "host", "127.0.0.1")
+    return Settings(
+        data_dir=args.data_dir.expanduser().resolve(),
+        image_model=args.image_model,
+        refiner_model=args.refiner_model,
+        offline=args.offline,
+        device=args.device,
+        dtype=args.dtype,
+        host=host,
+        port=getattr(args, "port", 7860),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `illustrator` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    settings = settings_from_args(args)
+    try:
+        if args.command == "serve":
+            return _serve(settings)
+        if args.command == "refine":
+            return _refine(settings, args)
+        return _generate(settings, args)
+    except IllustratorError as e:
+        print(f"illustrator: {e}", file=sys.stderr)
+        return 1
+
+
+def _serve(settings: Settings) -> int:
+    import app
+
+    if settings.host == "0.0.0.0":
+        logger.info("Serving on the local network: open http://%s:%d on another device", _lan_address(), settings.port)
+    app.main(settings)
+    return 0
+
+
+def _refine(settings: Settings, args: argparse.Namespace) -> int:
+    from illustrator.errors import InvalidInput
+    from illustrator.models import load_refiner_for
+    from illustrator.plan import ChatMessage, RefinerState
+
+    try:
+        raw = json.load(sys.stdin)
+        conversation = [ChatMessage(m["role"], str(m["content"])) for m in raw]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise InvalidInput('Expected a JSON list of {"role": ..., "content": ...} messages on stdin.') from e
+    notices: list[str] = []
+    refiner = load_refiner_for(settings, notices)
+    for notice in notices:
+        logger.warning(notice)
+    state = RefinerState(last_prompt=args.last_prompt, has_picture=args.last_prompt is not None)
+    print(json.dumps(refiner.refine(conversation, state).to_dict(), indent=2))
+    return 0
+
+
+def _generate(settings: Settings, args: argparse.Namespace) -> int:
+    from illustrator.generator import GenerationParams
+    from illustrator.models import load_generator
+
+    notices: list[str] = []
+    generator = load_generator(settings, notices)
+    for notice in notices:
+        logger.warning(notice)
+    defaults = generator.defaults
+    params = GenerationParams(
+        prompt=args.prompt,
+        negative_prompt=args.negative_prompt,
+        seed=args.seed,
+        steps=args.steps or defaults.steps,
+        guidance_scale=defaults.guidance_scale,
+        width=args.width or defaults.width,
+        height=args.height or defaults.height,
+    )
+    picture = generator.text_to_image(params)
+    picture.image.save(args.output)
+    placeholder = " (placeholder model: random noise, not a real picture)" if generator.is_placeholder else ""
+    print(f"Wrote {args.output} in {picture.seconds:.2f} s{placeholder}")
+    return 0
+
+
+def _lan_address() -> str:
+    import socket
+
+    try:
+        addresses = socket.gethostbyname_ex(socket.gethostname())[2]
+    except OSError:
+        addresses = []
+    lan = [a for a in addresses if not a.startswith("127.")]
+    return lan[0] if lan else "<this machine's address>"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

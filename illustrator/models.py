@@ -1,0 +1,172 @@
+"""The models of a running app: loaded once in the background, with a status the UI can show."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from illustrator.errors import ModelUnavailable
+from illustrator.settings import OFFLINE_MODEL, Settings
+
+if TYPE_CHECKING:
+    from illustrator.generator import Generator
+    from illustrator.refiner import Refiner
+
+logger = logging.getLogger(__name__)
+
+NO_REFINER = "none"
+PLACEHOLDER_NOTICE = (
+    "Placeholder models (offline preset): pictures are random noise from untrained tiny models, "
+    "not real illustrations. Configure a real image model to get real pictures."
+)
+
+
+class LoadState(str, Enum):
+    """Where model loading stands."""
+
+    LOADING = "loading"
+    READY = "ready"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """What the UI shows about the models: their names, whether they are placeholders, and any problem."""
+
+    state: LoadState
+    image_model: str | None = None
+    refiner_model: str | None = None
+    placeholder: bool = False
+    notices: tuple[str, ...] = ()
+    load_seconds: float | None = None
+
+    @property
+    def summary(self) -> str:
+        """One line for the page header."""
+        if self.state is LoadState.LOADING:
+            return "Loading models… you can browse sessions meanwhile."
+        if self.state is LoadState.FAILED:
+            return " ".join(self.notices) or "The models could not be loaded."
+        text = f"Image model: {self.image_model} · refiner: {self.refiner_model}."
+        return " ".join((text, *self.notices))
+
+
+class ModelManager:
+    """Loads the image model and the refiner once (in a background thread) and hands them out."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._generator: Generator | None = None
+        self._refiner: Refiner | None = None
+        self._status = ModelStatus(LoadState.LOADING)
+
+    def start(self) -> None:
+        """Start loading in the background; returns at once."""
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self._load_all, name="model-loader", daemon=True)
+            self._thread.start()
+
+    def status(self) -> ModelStatus:
+        """The current loading status."""
+        return self._status
+
+    def wait(self, timeout: float | None = None) -> ModelStatus:
+        """Start loading if needed and wait until it is done (or the timeout passes)."""
+        self.start()
+        self._ready.wait(timeout)
+        return self._status
+
+    def generator(self) -> Generator:
+        """The image generator, once loaded."""
+        self.wait()
+        if self._generator is None:
+            raise ModelUnavailable(self._status.summary)
+        return self._generator
+
+    def refiner(self) -> Refiner:
+        """The prompt refiner, once loaded."""
+        self.wait()
+        if self._refiner is None:
+            raise ModelUnavailable(self._status.summary)
+        return self._refiner
+
+    # Loading -------------------------------------------------------------------------------------
+
+    def _load_all(self) -> None:
+        started = time.perf_counter()
+        notices: list[str] = []
+        try:
+            generator = load_generator(self._settings, notices)
+            refiner = load_refiner_for(self._settings, notices)
+        except Exception as e:  # the loader thread must always end with a status the UI can show
+            logger.exception("Model loading failed")
+            message = str(e) if isinstance(e, ModelUnavailable) else "The models could not be loaded; see the log."
+            self._status = ModelStatus(LoadState.FAILED, notices=(*notices, message))
+            self._ready.set()
+            return
+        self._generator, self._refiner = generator, refiner
+        placeholder = generator.is_placeholder
+        if placeholder:
+            notices.append(PLACEHOLDER_NOTICE)
+        self._status = ModelStatus(
+            LoadState.READY,
+            image_model=generator.model_name,
+            refiner_model=refiner.name,
+            placeholder=placeholder,
+            notices=tuple(notices),
+            load_seconds=time.perf_counter() - started,
+        )
+        logger.info("Models ready in %.1f s: %s", self._status.load_seconds, self._status.summary)
+        self._ready.set()
+
+
+def load_generator(settings: Settings, notices: list[str]) -> Generator:
+    """The configured image model, or the offline preset (with a notice) when it cannot be had."""
+    from illustrator.devices import choose_device_and_dtype
+    from illustrator.generator import Generator
+    from illustrator.loading import load_image_pipeline
+    from illustrator.offline_image import build_offline_image_model
+
+    device, dtype = choose_device_and_dtype(settings.device, settings.dtype)
+    source = settings.image_model
+    if not settings.offline and source != OFFLINE_MODEL:
+        try:
+            pipelines = load_image_pipeline(source, device=device, dtype=dtype)
+            return Generator(pipelines, model_name=source, is_placeholder=False, device=device, dtype=dtype)
+        except ModelUnavailable as e:
+            logger.warning("Falling back to the offline preset: %s", e)
+            notices.append(f"{e} Running on the offline preset instead.")
+    folder = build_offline_image_model(settings.models_dir / "offline-image")
+    pipelines = load_image_pipeline(str(folder), device=device, dtype=dtype)
+    return Generator(pipelines, model_name="offline preset", is_placeholder=True, device=device, dtype=dtype)
+
+
+def load_refiner_for(settings: Settings, notices: list[str]) -> Refiner:
+    """The configured refiner LLM, or the offline preset (with a notice) when it cannot be had."""
+    from illustrator.offline import build_offline_refiner_model
+    from illustrator.refiner import FallbackRefiner, LLMRefiner
+    from illustrator.refiner_loading import load_refiner
+
+    source = settings.refiner_model
+    if source == NO_REFINER:
+        return FallbackRefiner()
+    if not settings.offline and source != OFFLINE_MODEL:
+        try:
+            model, tokenizer = load_refiner(source)
+            return LLMRefiner(model, tokenizer, name=source, fallback=FallbackRefiner())
+        except ModelUnavailable as e:
+            logger.warning("Falling back to the offline refiner: %s", e)
+            notices.append(f"{e} Running the refiner on the offline preset instead.")
+    folder = build_offline_refiner_model(settings.models_dir / "offline-refiner")
+    model, tokenizer = load_refiner(str(folder))
+    # The preset's byte-level tokenizer spends a token per character: give it room for the instructions.
+    return LLMRefiner(model, tokenizer, name="offline preset", fallback=FallbackRefiner(), max_context_tokens=4096)

@@ -1,0 +1,407 @@
+"""The turn service: one chat turn is refine -> generate -> save; plus the session queries the UI needs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from illustrator.errors import InvalidInput, NotFound
+from illustrator.plan import Action, ChatMessage, Plan, RefinerState
+from illustrator.settings import Settings
+from storage.db import Database
+from storage.files import PictureFiles
+from storage.pngmeta import build_parameters_text
+from storage.repository import SessionRepository, title_from_message
+from storage.tables import Message, Picture
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from illustrator.generator import GeneratedPicture
+    from illustrator.models import ModelManager
+
+logger = logging.getLogger(__name__)
+
+# (fraction done in [0, 1], what is happening) — the UI turns it into a progress bar.
+Progress = Callable[[float, str], None]
+# A small picture of the work in progress, while it is being drawn.
+Preview = Callable[["Image.Image"], None]
+
+MAX_SEED = 2**32 - 1
+
+
+@dataclass(frozen=True)
+class TurnOptions:
+    """What the writer can override in one turn; None means "let the refiner and the model decide"."""
+
+    action: Action | None = None
+    strength: float | None = None
+    seed: int | None = None  # a locked seed; otherwise a fresh one (edits keep their parent's seed)
+    steps: int | None = None
+    guidance_scale: float | None = None
+    width: int | None = None
+    height: int | None = None
+    negative_prompt: str | None = None
+    prompt: str | None = None  # the writer's own version of the refined prompt
+    base_picture_id: int | None = None  # continue from this picture instead of the latest (a branch)
+    start_image: Image.Image | None = None  # the writer's own starting picture
+
+
+@dataclass(frozen=True)
+class PictureView:
+    """A stored picture, as the UI shows it."""
+
+    id: int
+    session_id: str
+    file_name: str
+    path: Path
+    turn: int
+    prompt: str
+    negative_prompt: str
+    action: str
+    strength: float | None
+    seed: int
+    steps: int
+    guidance_scale: float
+    width: int
+    height: int
+    model: str
+    parent_id: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class MessageView:
+    """A stored chat message; an assistant message carries its plan and picture."""
+
+    id: int
+    role: str
+    content: str
+    turn: int
+    plan: dict[str, Any] | None = None
+    picture: PictureView | None = None
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    """A line of the session list."""
+
+    id: str
+    title: str
+    updated_at: datetime
+    thumbnail: Path | None = None
+
+
+@dataclass(frozen=True)
+class SessionView:
+    """A whole session: its conversation and the picture the next turn would edit."""
+
+    id: str
+    title: str
+    messages: list[MessageView] = field(default_factory=list)
+    current_picture: PictureView | None = None
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    """What one turn produced."""
+
+    session_id: str
+    plan: Plan
+    picture: PictureView
+    reply: MessageView
+
+
+class TurnService:
+    """Runs chat turns and answers session queries; one database session per call."""
+
+    def __init__(self, settings: Settings, db: Database, files: PictureFiles, models: ModelManager) -> None:
+        self._settings = settings
+        self._db = db
+        self._files = files
+        self._models = models
+        self._cancel_events: dict[str, threading.Event] = {}
+        self._cancel_lock = threading.Lock()
+
+    # Sessions ------------------------------------------------------------------------------------
+
+    def create_session(self, title: str = "New session") -> SessionSummary:
+        """Create an empty session."""
+        with self._db.transaction() as db:
+            chat = SessionRepository(db).create_session(title)
+            return SessionSummary(chat.id, chat.title, chat.updated_at)
+
+    def list_sessions(self, query: str | None = None, limit: int = 100) -> list[SessionSummary]:
+        """Sessions, most recently used first."""
+        with self._db.session() as db:
+            repo = SessionRepository(db)
+            summaries = []
+            for chat in repo.list_sessions(limit=limit, query=query or None):
+                summaries.append(SessionSummary(chat.id, chat.title, chat.updated_at, self._thumbnail(repo, chat.id)))
+            return summaries
+
+    def open_session(self, session_id: str) -> SessionView:
+        """The whole conversation of a session, with its pictures."""
+        with self._db.session() as db:
+            repo = SessionRepository(db)
+            chat = repo.get_session(session_id)
+            pictures = {p.id: self._picture_view(p) for p in repo.list_pictures(session_id, limit=None)}
+            messages = [self._message_view(m, pictures) for m in repo.list_messages(session_id)]
+            last = repo.last_picture(session_id)
+            return SessionView(chat.id, chat.title, messages, pictures.get(last.id) if last else None)
+
+    def rename_session(self, session_id: str, title: str) -> None:
+        """Give a session a new title."""
+        title = " ".join(title.split())
+        if not title:
+            raise InvalidInput("A session title cannot be empty.")
+        with self._db.transaction() as db:
+            SessionRepository(db).rename_session(session_id, title[:120])
+
+    def delete_session(self, session_id: str) -> None:
+        """Delete a session, its messages and its picture files."""
+        with self._db.transaction() as db:
+            file_names = SessionRepository(db).delete_session(session_id)
+        for name in file_names:
+            self._files.delete(name)
+
+    def get_picture(self, picture_id: int) -> PictureView:
+        """One picture's details."""
+        with self._db.session() as db:
+            return self._picture_view(SessionRepository(db).get_picture(picture_id))
+
+    # Turns ---------------------------------------------------------------------------------------
+
+    def cancel(self, session_id: str) -> bool:
+        """Ask the turn running for this session to stop; True if one was running."""
+        with self._cancel_lock:
+            event = self._cancel_events.get(session_id)
+        if event is None:
+            return False
+        event.set()
+        return True
+
+    def send(
+        self,
+        session_id: str | None,
+        text: str,
+        options: TurnOptions | None = None,
+        *,
+        progress: Progress | None = None,
+        preview: Preview | None = None,
+    ) -> TurnResult:
+        """Run one chat turn: store the message, refine it into a plan, draw the picture, store the result."""
+        options = options or TurnOptions()
+        report = progress or (lambda fraction, text: None)
+
+        # 1. check inputs
+        text = self.check_message(text)
+
+        # 2. store the writer's message first, so that it survives whatever happens next
+        report(0.0, "Reading your message…")
+        with self._db.transaction() as db:
+            repo = SessionRepository(db)
+            chat = repo.get_session(session_id) if session_id else repo.create_session(title_from_message(text))
+            if chat.title == "New session" and not repo.list_messages(chat.id):
+                chat.title = title_from_message(text)
+            repo.add_message(chat.id, "user", text)
+            session_id = chat.id
+            conversation = [ChatMessage(m.role, m.content) for m in repo.list_messages(chat.id)]  # type: ignore[arg-type]
+            base = self._base_picture(repo, chat.id, options.base_picture_id)
+
+        # 3. refine the conversation into a plan
+        report(0.05, "Refining the prompt…")
+        state = RefinerState(
+            last_prompt=base.prompt if base else None,
+            last_negative_prompt=base.negative_prompt if base else None,
+            has_picture=base is not None or options.start_image is not None,
+        )
+        plan = self._apply_overrides(self._models.refiner().refine(conversation, state), options, state)
+
+        # 4. draw
+        report(0.15, "Drawing…")
+        cancel = threading.Event()
+        with self._cancel_lock:
+            self._cancel_events[session_id] = cancel
+        try:
+            drawn = self._draw(plan, base, options, report, preview, cancel)
+        finally:
+            with self._cancel_lock:
+                self._cancel_events.pop(session_id, None)
+
+        # 5. save the picture file, then the rows that point at it
+        report(0.95, "Saving…")
+        return self._save_turn(session_id, plan, drawn, base)
+
+    def check_message(self, text: str) -> str:
+        """The message, stripped; InvalidInput if it is empty or too long."""
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidInput("Please type a message first.")
+        limit = self._settings.max_message_chars
+        if len(text) > limit:
+            raise InvalidInput(f"That message is too long: {len(text)} characters (the limit is {limit}).")
+        return text.strip()
+
+    def _base_picture(self, repo: SessionRepository, session_id: str, picture_id: int | None) -> PictureView | None:
+        if picture_id is None:
+            last = repo.last_picture(session_id)
+            return self._picture_view(last) if last else None
+        picture = repo.get_picture(picture_id)
+        if picture.session_id != session_id:
+            raise NotFound("That picture does not belong to this session.")
+        return self._picture_view(picture)
+
+    def _apply_overrides(self, plan: Plan, options: TurnOptions, state: RefinerState) -> Plan:
+        action = options.action or plan.action
+        if action is not Action.NEW and not state.has_picture:
+            action = Action.NEW  # nothing to edit yet
+        strength = plan.strength if plan.action is Action.EDIT else None
+        if action is Action.EDIT:
+            strength = options.strength if options.strength is not None else strength or 0.55
+        else:
+            strength = None
+        prompt = (options.prompt or "").strip() or plan.prompt
+        if action is Action.VARIATION and state.last_prompt and not options.prompt:
+            prompt = state.last_prompt
+        negative = options.negative_prompt if options.negative_prompt is not None else plan.negative_prompt
+        return replace(plan, action=action, strength=strength, prompt=prompt, negative_prompt=negative)
+
+    def _draw(
+        self,
+        plan: Plan,
+        base: PictureView | None,
+        options: TurnOptions,
+        report: Progress,
+        preview: Preview | None,
+        cancel: threading.Event,
+    ) -> GeneratedPicture:
+        from illustrator.generator import GenerationParams
+
+        generator = self._models.generator()
+        defaults = generator.defaults
+        editing = plan.action is Action.EDIT
+        seed = options.seed
+        if seed is None:
+            seed = base.seed if editing and base else secrets.randbelow(MAX_SEED + 1)
+        width = options.width or (base.width if editing and base else defaults.width)
+        height = options.height or (base.height if editing and base else defaults.height)
+        params = GenerationParams(
+            prompt=plan.prompt,
+            negative_prompt=plan.negative_prompt,
+            seed=seed,
+            steps=options.steps or defaults.steps,
+            guidance_scale=options.guidance_scale if options.guidance_scale is not None else defaults.guidance_scale,
+            width=width,
+            height=height,
+            strength=plan.strength,
+        )
+
+        def on_step(done: int, total: int) -> None:
+            report(0.15 + 0.8 * done / max(total, 1), f"Drawing… step {done} of {total}")
+
+        if editing:
+            start = options.start_image if options.start_image is not None else self._open_base(base)
+            return generator.image_to_image(start, params, progress=on_step, cancel=cancel, preview=preview)
+        return generator.text_to_image(params, progress=on_step, cancel=cancel, preview=preview)
+
+    def _open_base(self, base: PictureView | None) -> Image.Image:
+        if base is None:
+            raise InvalidInput("There is no picture to edit yet.")
+        return self._files.open_image(base.file_name)
+
+    def _save_turn(self, session_id: str, plan: Plan, drawn: GeneratedPicture, base: PictureView | None) -> TurnResult:
+        params = drawn.params
+        parent_id = base.id if base and plan.action is not Action.NEW else None
+        with self._db.session() as db:
+            turn = max((m.turn for m in SessionRepository(db).list_messages(session_id)), default=0)
+        parameters = build_parameters_text(
+            prompt=params.prompt,
+            negative_prompt=params.negative_prompt,
+            steps=params.steps,
+            sampler="Euler",
+            guidance_scale=params.guidance_scale,
+            seed=params.seed,
+            width=params.width,
+            height=params.height,
+            model=drawn.model_name,
+            strength=params.strength,
+        )
+        metadata = {"session_id": session_id, "turn": turn, "parent_id": parent_id, "plan": plan.to_dict()}
+        # The file is complete on disk (temp file, fsync, rename) before any row points at it.
+        saved = self._files.save(drawn.image, parameters_text=parameters, metadata=metadata)
+        try:
+            with self._db.transaction() as db:
+                repo = SessionRepository(db)
+                picture = repo.add_picture(
+                    session_id,
+                    turn=turn,
+                    file_name=saved.file_name,
+                    width=saved.width,
+                    height=saved.height,
+                    size_bytes=saved.size_bytes,
+                    sha256=saved.sha256,
+                    seed=params.seed,
+                    steps=params.steps,
+                    guidance_scale=params.guidance_scale,
+                    strength=params.strength,
+                    action=plan.action.value,
+                    model=drawn.model_name,
+                    prompt=params.prompt,
+                    negative_prompt=params.negative_prompt,
+                    parent_id=parent_id,
+                )
+                reply = repo.add_message(
+                    session_id, "assistant", plan.reply, plan_json=json.dumps(plan.to_dict()), picture_id=picture.id
+                )
+                picture_view = self._picture_view(picture)
+                reply_view = self._message_view(reply, {picture.id: picture_view})
+        except Exception:
+            self._files.delete(saved.file_name)  # no row points at it: don't leave a stray file
+            raise
+        return TurnResult(session_id, plan, picture_view, reply_view)
+
+    def _thumbnail(self, repo: SessionRepository, session_id: str) -> Path | None:
+        last = repo.last_picture(session_id)
+        if last is None:
+            return None
+        try:
+            return self._files.path(last.file_name)
+        except NotFound:
+            logger.warning("Picture file %s of session %s is missing", last.file_name, session_id)
+            return None
+
+    # Views ---------------------------------------------------------------------------------------
+
+    def _picture_view(self, picture: Picture) -> PictureView:
+        return PictureView(
+            id=picture.id,
+            session_id=picture.session_id,
+            file_name=picture.file_name,
+            path=self._files.root / picture.file_name,
+            turn=picture.turn,
+            prompt=picture.prompt,
+            negative_prompt=picture.negative_prompt,
+            action=picture.action,
+            strength=picture.strength,
+            seed=picture.seed,
+            steps=picture.steps,
+            guidance_scale=picture.guidance_scale,
+            width=picture.width,
+            height=picture.height,
+            model=picture.model,
+            parent_id=picture.parent_id,
+            created_at=picture.created_at,
+        )
+
+    @staticmethod
+    def _message_view(message: Message, pictures: dict[int, PictureView]) -> MessageView:
+        plan = json.loads(message.plan_json) if message.plan_json else None
+        picture = pictures.get(message.picture_id) if message.picture_id is not None else None
+        return MessageView(message.id, message.role, message.content, message.turn, plan, picture)
