@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from illustrator.errors import IllustratorError
-from illustrator.settings import DEFAULT_IMAGE_MODEL, DEFAULT_REFINER_MODEL, Settings
+from illustrator.settings import AUTO, DECODERS, DEFAULT_IMAGE_MODEL, DEFAULT_REFINER_MODEL, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,54 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dtype", default=env.get("ILLUSTRATOR_DTYPE", "auto"), help="auto, float32, float16, bfloat16"
     )
+    parser.add_argument(
+        "--fast-decoder",
+        default=env.get("ILLUSTRATOR_FAST_DECODER", AUTO),
+        help="TAESD for live previews: hub id or local folder, 'auto' (madebyollin/taesd; taesdxl for SDXL) or 'none'",
+    )
+    parser.add_argument(
+        "--decoder",
+        choices=DECODERS,
+        default=env.get("ILLUSTRATOR_DECODER", AUTO),
+        help="what decodes the final pictures: 'fast' (TAESD, about 10x faster on a CPU, a little softer), "
+        "'full' (the model's VAE) or 'auto' (fast on the CPU, full on a GPU)",
+    )
+
+
+def _add_picture_options(parser: argparse.ArgumentParser) -> None:
+    env = os.environ
+    parser.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=env.get("ILLUSTRATOR_STEPS"),
+        help="steps per picture (default: the model's: 1 for turbo models, 25 for others)",
+    )
+    parser.add_argument(
+        "--size",
+        type=_size,
+        default=env.get("ILLUSTRATOR_SIZE"),
+        help="picture size WIDTHxHEIGHT, multiples of 8 (default: the model's native size)",
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from e
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 1, not {value}")
+    return value
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected a size like 512x512, not {text!r}") from e
+    if width < 64 or height < 64 or width % 8 or height % 8:
+        raise argparse.ArgumentTypeError(f"width and height must be multiples of 8 of at least 64, not {text!r}")
+    return width, height
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to serve on (default: this machine only)")
     serve.add_argument("--port", type=int, default=int(os.environ.get("ILLUSTRATOR_PORT", 7860)))
     serve.add_argument("--listen", action="store_true", help="serve on the local network (host 0.0.0.0)")
+    _add_picture_options(serve)
 
     refine = commands.add_parser("refine", help="read a conversation (JSON list of {role, content}) on stdin")
     _add_model_options(refine)
@@ -77,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Settings from the parsed command line (which already folded in the environment)."""
     host = "0.0.0.0" if getattr(args, "listen", False) else getattr(args, "host", "127.0.0.1")
+    size = getattr(args, "size", None)
+    if isinstance(size, str):  # from the environment: argparse does not convert defaults given as values
+        size = _size(size)
+    steps = getattr(args, "steps", None)
     return Settings(
         data_dir=args.data_dir.expanduser().resolve(),
         image_model=args.image_model,
@@ -84,6 +137,11 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         offline=args.offline,
         device=args.device,
         dtype=args.dtype,
+        fast_decoder=args.fast_decoder,
+        decoder=args.decoder,
+        steps=int(steps) if steps else None,
+        width=size[0] if size else getattr(args, "width", None),
+        height=size[1] if size else getattr(args, "height", None),
         host=host,
         port=getattr(args, "port", 7860),
     )

@@ -117,27 +117,51 @@ class Generator:
         size = {"width": params.width, "height": params.height}
         return self._draw(self.pipelines.text_to_image, params, size, progress=progress, cancel=cancel, preview=preview)
 
+    @property
+    def decoder(self) -> str:
+        """What decodes the final pictures: "full" (the model's VAE) or "fast" (TAESD)."""
+        return self.pipelines.decoder
+
+    def latent_shape(self, width: int, height: int) -> tuple[int, ...]:
+        """The shape of the latents of one picture of this size, as `GeneratedPicture.latents` holds them."""
+        pipeline = self.pipelines.text_to_image
+        scale = int(getattr(pipeline, "vae_scale_factor", 8))
+        return (1, int(pipeline.unet.config.in_channels), height // scale, width // scale)
+
     def image_to_image(
         self,
-        image: Image.Image,
+        image: Image.Image | torch.Tensor,
         params: GenerationParams,
         *,
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
         preview: Preview | None = None,
     ) -> GeneratedPicture:
-        """Redraw `image` following the prompt; `params.strength` says how much of it changes."""
+        """Redraw `image` following the prompt; `params.strength` says how much of it changes.
+
+        `image` is a picture, or the `latents` of a picture this model drew: those skip the VAE encode, and an edit
+        of an edit does not drift through a decode and encode at every turn.
+        """
         # 1. check inputs; img2img runs int(steps * strength) steps, so raise steps until that is at least 1
-        if not isinstance(image, Image.Image):
-            raise InvalidInput(f"image must be a picture (PIL image), not {type(image).__name__}.")
+        if not isinstance(image, (Image.Image, torch.Tensor)):
+            raise InvalidInput(f"image must be a picture (PIL image) or latents, not {type(image).__name__}.")
         params = params.validated(image_to_image=True)
         assert params.strength is not None  # checked by validated()
         params = replace(params, steps=steps_for_strength(params.steps, params.strength))
 
-        # 2. bring the input picture to the target size
-        start = image.convert("RGB")
-        if start.size != (params.width, params.height):
-            start = start.resize((params.width, params.height), Image.Resampling.LANCZOS)
+        # 2. bring the input picture to the target size (latents must already have it)
+        if isinstance(image, torch.Tensor):
+            expected = self.latent_shape(params.width, params.height)
+            if tuple(image.shape) != expected:
+                raise InvalidInput(
+                    f"latents of shape {tuple(image.shape)} do not fit a {params.width}x{params.height} "
+                    f"picture (that needs {expected})."
+                )
+            start: Image.Image | torch.Tensor = image
+        else:
+            start = image.convert("RGB")
+            if start.size != (params.width, params.height):
+                start = start.resize((params.width, params.height), Image.Resampling.LANCZOS)
 
         # 3. run the img2img pipeline
         inputs = {"image": start, "strength": params.strength}

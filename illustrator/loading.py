@@ -22,6 +22,9 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _SDXL_KEY_PREFIX = "conditioner.embedders.1"
 _FEW_STEP_NAMES = ("turbo", "lcm")
 _FEW_STEP_SCHEDULERS = ("LCMScheduler", "TCDScheduler")
+# TAESD decodes a family's latents fast and approximately; "auto" picks the one made for the model's latent space.
+FAST_DECODER_BY_FAMILY = {"sd15": "madebyollin/taesd", "sd2": "madebyollin/taesd", "sdxl": "madebyollin/taesdxl"}
+FULL_DECODER, FAST_DECODER = "full", "fast"
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class ImagePipelines:
     defaults: ModelDefaults
     is_turbo: bool = False
     fast_decoder: Any = None  # an AutoencoderTiny (TAESD) for live previews, or None
+    decoder: str = FULL_DECODER  # what decodes the final pictures: "full" (the model's VAE) or "fast" (TAESD)
 
 
 def load_image_pipeline(
@@ -53,17 +57,21 @@ def load_image_pipeline(
     device: torch.device,
     dtype: torch.dtype,
     fast_decoder: str | None = None,
+    decoder: str = FULL_DECODER,
     config: str | None = None,
 ) -> ImagePipelines:
     """Load the image model from `source` (hub id, diffusers folder or single-file checkpoint) onto `device`.
 
     `config` is a local diffusers folder (or hub id) whose component configs a single-file checkpoint is read with;
-    without it diffusers looks the configs up on the hub. `fast_decoder` is a TAESD hub id or folder for previews.
-    Every failure is raised as `ModelUnavailable` with a plain reason.
+    without it diffusers looks the configs up on the hub. `fast_decoder` is a TAESD hub id or folder for previews
+    ("auto": the one for the model's family); with `decoder="fast"` it also decodes the final pictures, in place of
+    the model's VAE (which is then not kept). Every failure is raised as `ModelUnavailable` with a plain reason.
     """
     # 1. check inputs
     if not isinstance(source, str) or not source.strip():
         raise ModelUnavailable("Could not load the image model: no model was named.")
+    if decoder not in (FULL_DECODER, FAST_DECODER):
+        raise ValueError(f"decoder must be {FULL_DECODER!r} or {FAST_DECODER!r}, not {decoder!r}.")
     source = source.strip()
     try:
         # 2. load txt2img in the right way for the kind of source
@@ -91,15 +99,24 @@ def load_image_pipeline(
         raise ModelUnavailable(f"Could not load the image model '{source}': {_plain_reason(e, source)}.") from e
     logger.info("Loaded image model %r: family %s, turbo %s, defaults %s", source, family, is_turbo, defaults)
 
-    # 6. the optional fast decoder; without it there are no live previews, and nothing else changes
-    decoder = _load_fast_decoder(fast_decoder, device=device, dtype=dtype) if fast_decoder else None
+    # 6. the optional fast decoder; without it there are no live previews, and the model's VAE decodes
+    if fast_decoder == "auto":
+        fast_decoder = FAST_DECODER_BY_FAMILY[family]
+    tiny = _load_fast_decoder(fast_decoder, device=device, dtype=dtype) if fast_decoder else None
+    final_decoder = FULL_DECODER
+    if decoder == FAST_DECODER and tiny is not None:
+        # the diffusers way to decode with TAESD: it takes the VAE's place (and encodes the writer's own pictures)
+        text_to_image.vae = tiny
+        image_to_image.vae = tiny
+        final_decoder = FAST_DECODER
     return ImagePipelines(
         text_to_image=text_to_image,
         image_to_image=image_to_image,
         family=family,
         defaults=defaults,
         is_turbo=is_turbo,
-        fast_decoder=decoder,
+        fast_decoder=tiny,
+        decoder=final_decoder,
     )
 
 
@@ -200,8 +217,10 @@ def _load_fast_decoder(source: str, *, device: torch.device, dtype: torch.dtype)
     from diffusers import AutoencoderTiny
 
     try:
-        decoder = AutoencoderTiny.from_pretrained(source, dtype=dtype)
-        return decoder.to(device).eval()
+        decoder = AutoencoderTiny.from_pretrained(source, dtype=dtype).to(device).eval()
+        if device.type in ("cpu", "cuda"):
+            decoder.to(memory_format=torch.channels_last)
+        return decoder
     except _LOAD_ERRORS as e:
         logger.warning("No live previews: the fast decoder %r could not be loaded: %s", source, e, exc_info=True)
         return None

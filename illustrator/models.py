@@ -5,15 +5,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import TYPE_CHECKING
 
 from illustrator.errors import ModelUnavailable
-from illustrator.settings import OFFLINE_MODEL, Settings
+from illustrator.settings import AUTO, DECODERS, NO_FAST_DECODER, OFFLINE_MODEL, Settings
 
 if TYPE_CHECKING:
+    import torch
+
     from illustrator.generator import Generator
+    from illustrator.loading import ImagePipelines, ModelDefaults
     from illustrator.refiner import Refiner
 
 logger = logging.getLogger(__name__)
@@ -134,20 +137,66 @@ def load_generator(settings: Settings, notices: list[str]) -> Generator:
     from illustrator.devices import choose_device_and_dtype
     from illustrator.generator import Generator
     from illustrator.loading import load_image_pipeline
-    from illustrator.offline_image import build_offline_image_model
+    from illustrator.offline_image import FAST_DECODER_SUBFOLDER, build_offline_image_model
 
     device, dtype = choose_device_and_dtype(settings.device, settings.dtype)
+    decoder = choose_decoder(settings.decoder, device)
+    fast_decoder = None if settings.fast_decoder == NO_FAST_DECODER else settings.fast_decoder
     source = settings.image_model
     if not settings.offline and source != OFFLINE_MODEL:
         try:
-            pipelines = load_image_pipeline(source, device=device, dtype=dtype)
+            pipelines = load_image_pipeline(
+                source, device=device, dtype=dtype, fast_decoder=fast_decoder, decoder=decoder
+            )
+            _note_fast_decoder(pipelines, fast_decoder, decoder, notices)
+            pipelines.defaults = _with_overrides(pipelines, settings)
             return Generator(pipelines, model_name=source, is_placeholder=False, device=device, dtype=dtype)
         except ModelUnavailable as e:
             logger.warning("Falling back to the offline preset: %s", e)
             notices.append(f"{e} Running on the offline preset instead.")
     folder = build_offline_image_model(settings.models_dir / "offline-image")
-    pipelines = load_image_pipeline(str(folder), device=device, dtype=dtype)
+    # the preset has its own tiny TAESD: a published one would work too, but it may not be on this machine
+    preset_fast_decoder = None if fast_decoder is None else str(folder / FAST_DECODER_SUBFOLDER)
+    pipelines = load_image_pipeline(
+        str(folder), device=device, dtype=dtype, fast_decoder=preset_fast_decoder, decoder=decoder
+    )
+    pipelines.defaults = _with_overrides(pipelines, settings)
     return Generator(pipelines, model_name="offline preset", is_placeholder=True, device=device, dtype=dtype)
+
+
+def choose_decoder(decoder: str, device: torch.device) -> str:
+    """What decodes the final pictures: on the CPU the fast decoder (TAESD), whose decode costs a tenth of the VAE's."""
+    if decoder not in DECODERS:
+        raise ModelUnavailable(f"The decoder must be one of {', '.join(DECODERS)}, not {decoder!r}.")
+    if decoder == AUTO:
+        return "fast" if device.type == "cpu" else "full"
+    return decoder
+
+
+def _note_fast_decoder(pipelines: ImagePipelines, fast_decoder: str | None, decoder: str, notices: list[str]) -> None:
+    """Say so when a fast decoder was asked for and could not be loaded."""
+    if fast_decoder is None or pipelines.fast_decoder is not None:
+        return
+    if decoder == "fast":
+        notices.append(
+            f"The fast decoder '{fast_decoder}' could not be loaded: pictures are decoded with the model's own VAE "
+            "(slower), without live previews."
+        )
+    else:
+        notices.append(f"The fast decoder '{fast_decoder}' could not be loaded: there are no live previews.")
+
+
+def _with_overrides(pipelines: ImagePipelines, settings: Settings) -> ModelDefaults:
+    """The model family's defaults, with the steps and size the settings ask for."""
+    defaults = pipelines.defaults
+    steps = settings.steps or defaults.steps
+    return replace(
+        defaults,
+        steps=steps,
+        width=settings.width or defaults.width,
+        height=settings.height or defaults.height,
+        image_to_image_steps=max(defaults.image_to_image_steps, steps),
+    )
 
 
 def load_refiner_for(settings: Settings, notices: list[str]) -> Refiner:

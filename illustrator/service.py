@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from illustrator.errors import InvalidInput, NotFound
+from illustrator.latents import LatentCache
 from illustrator.plan import Action, ChatMessage, Plan, RefinerState
 from illustrator.settings import Settings
 from storage.db import Database
@@ -22,9 +23,10 @@ from storage.repository import SessionRepository, title_from_message
 from storage.tables import Message, Picture
 
 if TYPE_CHECKING:
+    import torch
     from PIL import Image
 
-    from illustrator.generator import GeneratedPicture
+    from illustrator.generator import GeneratedPicture, GenerationParams, Generator
     from illustrator.models import ModelManager
 
 logger = logging.getLogger(__name__)
@@ -129,6 +131,7 @@ class TurnService:
         self._models = models
         self._cancel_events: dict[str, threading.Event] = {}
         self._cancel_lock = threading.Lock()
+        self._latents = LatentCache()  # an edit of a picture drawn here starts from its latents: no VAE encode
 
     # Sessions ------------------------------------------------------------------------------------
 
@@ -238,7 +241,10 @@ class TurnService:
 
         # 5. save the picture file, then the rows that point at it
         report(0.95, "Saving…")
-        return self._save_turn(session_id, plan, drawn, base)
+        result = self._save_turn(session_id, plan, drawn, base)
+        if drawn.latents is not None:
+            self._latents.put(result.picture.file_name, drawn.latents, model_name=drawn.model_name)
+        return result
 
     def check_message(self, text: str) -> str:
         """The message, stripped; InvalidInput if it is empty or too long."""
@@ -307,13 +313,20 @@ class TurnService:
             report(0.15 + 0.8 * done / max(total, 1), f"Drawing… step {done} of {total}")
 
         if editing:
-            start = options.start_image if options.start_image is not None else self._open_base(base)
+            start = options.start_image if options.start_image is not None else self._start_of(base, generator, params)
             return generator.image_to_image(start, params, progress=on_step, cancel=cancel, preview=preview)
         return generator.text_to_image(params, progress=on_step, cancel=cancel, preview=preview)
 
-    def _open_base(self, base: PictureView | None) -> Image.Image:
+    def _start_of(
+        self, base: PictureView | None, generator: Generator, params: GenerationParams
+    ) -> Image.Image | torch.Tensor:
+        """What an edit starts from: the kept latents of the picture when they fit, else its PNG (encoded again)."""
         if base is None:
             raise InvalidInput("There is no picture to edit yet.")
+        shape = generator.latent_shape(params.width, params.height)
+        latents = self._latents.get(base.file_name, model_name=generator.model_name, shape=shape)
+        if latents is not None:
+            return latents
         return self._files.open_image(base.file_name)
 
     def _save_turn(self, session_id: str, plan: Plan, drawn: GeneratedPicture, base: PictureView | None) -> TurnResult:

@@ -8,6 +8,9 @@ from pathlib import Path
 DEFAULT_IMAGE_MODEL = "stabilityai/sd-turbo"
 DEFAULT_REFINER_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 OFFLINE_MODEL = "offline"  # the built-in preset of tiny placeholder models
+AUTO = "auto"
+NO_FAST_DECODER = "none"
+DECODERS = ("auto", "fast", "full")
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,13 @@ class Settings:
     offline: bool = False  # use the offline preset for both models, without trying the configured ones
     device: str = "auto"  # auto, cpu, cuda, cuda:N, mps
     dtype: str = "auto"  # auto, float32, float16, bfloat16
+    # TAESD (AutoencoderTiny) for live previews: hub id, local folder, "auto" (the one for the model's family) or "none"
+    fast_decoder: str = AUTO
+    # what decodes the final picture: "fast" (TAESD), "full" (the model's own VAE), "auto" (fast on the CPU, else full)
+    decoder: str = AUTO
+    steps: int | None = None  # overrides the model family's default number of steps
+    width: int | None = None  # overrides the model's native picture size
+    height: int | None = None
     host: str = "127.0.0.1"
     port: int = 7860
     max_message_chars: int = 2000
