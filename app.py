@@ -47,13 +47,14 @@ class Illustrator:
     files: PictureFiles
 
 
-def wire(settings: Settings) -> Illustrator:
+def wire(settings: Settings, *, start_models: bool = True) -> Illustrator:
     """Create the database, the picture store, the models (loading in the background) and the service."""
     db = create_db(settings.resolved_database_url)
     files = PictureFiles(settings.pictures_dir.resolve())
     models = ModelManager(settings)
     service = TurnService(settings, db, files, models)
-    models.start()
+    if start_models:
+        models.start()
     return Illustrator(settings, service, models, files)
 
 
@@ -329,9 +330,12 @@ def launch(app: Illustrator, *, prevent_thread_lock: bool = False, quiet: bool =
 
 
 def main(settings: Settings) -> None:
-    """Wire the app and serve it until interrupted."""
-    app = wire(settings)
-    launch(app)
+    """Wire the app and serve it until interrupted; the models start loading once the page is served."""
+    app = wire(settings, start_models=False)
+    # Importing torch and diffusers on the loader thread would hold the GIL while the page is being built.
+    demo = launch(app, prevent_thread_lock=True)
+    app.models.start()
+    demo.block_thread()
 
 
 if __name__ == "__main__":

@@ -69,7 +69,7 @@ def build_offline_image_model(folder: Path) -> Path:
     pipeline: Any = StableDiffusionPipeline(
         vae=vae,
         text_encoder=text_encoder.eval(),
-        tokenizer=_build_tokenizer(),
+        tokenizer=build_clip_tokenizer(),
         unet=unet,
         scheduler=scheduler,
         safety_checker=None,
@@ -119,7 +119,7 @@ def _byte_level_vocab() -> dict[str, int]:
     return {token: index for index, token in enumerate(tokens)}
 
 
-def _build_tokenizer() -> Any:
+def build_clip_tokenizer() -> Any:
     """A byte-level CLIPTokenizer (no merges), loaded from vocab.json and merges.txt written to a temporary folder."""
     from transformers import CLIPTokenizer
 

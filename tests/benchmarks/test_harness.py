@@ -1,0 +1,139 @@
+"""The benchmark harness's own pieces, on tiny models: timing, memory, builds, the scripted refiner, the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks.build import TINY_QWEN, ImageConfigs, build_image_model, build_refiner_model
+from benchmarks.measure import machine, memory_mb, reset_peak_memory, timed
+from benchmarks.phases import PLAN_EDIT, PLAN_NEW, ScriptedPlans
+from benchmarks.report import render_markdown, write_results
+from benchmarks.run import summarize
+
+
+def test_timed_runs_the_warmup_unmeasured_and_takes_the_median() -> None:
+    calls: list[int] = []
+    timing = timed(lambda: calls.append(1), repeats=3, warmup=2)
+    assert len(calls) == 5 and len(timing.runs) == 3
+    assert timing.median == sorted(timing.runs)[1]
+    with pytest.raises(ValueError, match="repeats"):
+        timed(lambda: None, repeats=0)
+
+
+def test_the_peak_memory_sees_an_allocation_and_can_be_reset() -> None:
+    reset_peak_memory()
+    before = memory_mb()
+    block = bytearray(64 * 2**20)  # 64 MB, touched
+    block[::4096] = b"x" * len(block[::4096])
+    during = memory_mb()
+    assert during["peak_rss_mb"] >= before["rss_mb"] + 60
+    del block
+    reset_peak_memory()
+    assert memory_mb()["peak_rss_mb"] < during["peak_rss_mb"]
+
+
+def test_machine_names_the_cpu_and_torch() -> None:
+    info = machine().to_dict()
+    assert info["cores"] >= 1 and info["cpu_model"] and info["torch_version"]
+    assert json.dumps(info)
+
+
+def test_a_build_is_reused_and_loads_with_our_loader(tmp_path: Path) -> None:
+    import torch
+
+    from illustrator.loading import load_image_pipeline
+
+    folder = build_image_model(tmp_path / "image", ImageConfigs.tiny())
+    weights = sorted(folder.rglob("*.safetensors"))
+    stamps = [path.stat().st_mtime_ns for path in weights]
+    assert build_image_model(folder, ImageConfigs.tiny()) == folder
+    assert [path.stat().st_mtime_ns for path in weights] == stamps
+    pipelines = load_image_pipeline(
+        str(folder), device=torch.device("cpu"), dtype=torch.float32, fast_decoder=str(folder / "taesd"), decoder="fast"
+    )
+    assert pipelines.decoder == "fast"
+
+
+def test_the_scripted_llm_answers_a_realistic_plan_through_the_refiner(tmp_path: Path) -> None:
+    from illustrator.plan import Action, ChatMessage, RefinerState
+    from illustrator.refiner import LLMRefiner
+    from illustrator.refiner_loading import load_refiner
+
+    folder = build_refiner_model(tmp_path / "refiner", TINY_QWEN)
+    model, tokenizer = load_refiner(str(folder))
+    refiner = LLMRefiner(model, tokenizer, name="tiny")
+    script = ScriptedPlans(model, tokenizer)
+    plan = refiner.refine([ChatMessage("user", "a mermaid")], RefinerState())
+    assert plan.source == "llm" and plan.action is Action.NEW and "mermaid" in plan.prompt
+    assert refiner.last_timing is not None and refiner.last_timing.new_tokens <= script.tokens(PLAN_NEW) + 1
+    script.plan = PLAN_EDIT
+    state = RefinerState(last_prompt="a mermaid", has_picture=True)
+    edit = refiner.refine([ChatMessage("user", "a mermaid"), ChatMessage("user", "red hair")], state)
+    assert edit.action is Action.EDIT and "red hair" in edit.prompt
+
+
+def _results() -> dict:
+    timing = {"median_s": 1.0, "runs_s": [1.0, 1.1, 0.9]}
+    memory = {"rss_mb": 1000.0, "peak_rss_mb": 1200.0}
+    return {
+        "taken_at": "2026-11-25T00:00:00+00:00",
+        "models": "test",
+        "repeats": 3,
+        "warmup": 1,
+        "machine": machine().to_dict(),
+        "plain": {
+            "dtype": "float32",
+            "load_s": 1.0,
+            "txt2img": {"median_s": 12.0, "runs_s": [12.0]},
+            "img2img": {"median_s": 16.0, "runs_s": [16.0]},
+            "memory": {"one": memory, "both": {"rss_mb": 2000.0, "peak_rss_mb": 2100.0}},
+        },
+        "sharing": {"one": memory, "both": memory, "shared_weights": True},
+        "ours": {
+            "settings": {"dtype": "bfloat16", "decoder": "fast", "refiner_dtype": "bfloat16"},
+            "txt2img_turn": {"median_s": 3.0, "runs_s": [3.0], "steps_s": {"refine": 1.0, "draw": 1.9, "save": 0.05}},
+            "edit_turn": {"median_s": 2.5, "runs_s": [2.5], "steps_s": {"refine": 1.0, "draw": 1.4, "save": 0.05}},
+            "memory": {"both": memory, "after_turns": memory},
+        },
+        "parts": {
+            "llm_rewrite": {
+                **timing,
+                "dtype": "bfloat16",
+                "prompt_tokens": 500,
+                "prefill_s": 0.3,
+                "new_tokens": 90,
+                "tokens_per_s": 30.0,
+                "bound_s": 5.6,
+                "max_new_tokens": 160,
+            },
+            "text_encode": {"median_s": 0.1, "runs_s": [0.1]},
+            "unet_step": {"median_s": 1.5, "runs_s": [1.5]},
+            "vae_decode": {"median_s": 4.0, "runs_s": [4.0]},
+            "vae_encode": {"median_s": 2.0, "runs_s": [2.0]},
+            "taesd_decode": {"median_s": 0.25, "runs_s": [0.25]},
+            "save": {"median_s": 0.05, "runs_s": [0.05]},
+        },
+    }
+
+
+def test_the_summary_computes_the_target_ratios() -> None:
+    summary = summarize(_results())
+    assert summary["speedup_txt2img"] == 4.0 and summary["speedup_img2img"] == pytest.approx(6.4)
+    assert summary["txt2img_parts_sum_s"] == pytest.approx(2.9)  # refine + encode + UNet + TAESD + save
+    assert summary["txt2img_overhead_share"] == pytest.approx(0.1 / 3.0, abs=1e-3)
+    assert summary["refiner_share_txt2img"] == pytest.approx(0.333, abs=1e-3)
+    assert summary["plain_memory_ratio"] == 2.0 and summary["sharing_ratio"] == 1.0
+
+
+def test_the_report_is_written_as_json_and_markdown(tmp_path: Path) -> None:
+    results = _results()
+    results["summary"] = summarize(results)
+    json_path, markdown_path = write_results(results, tmp_path / "results")
+    assert json.loads(json_path.read_text())["summary"]["speedup_txt2img"] == 4.0
+    text = markdown_path.read_text()
+    assert "**4.0x** faster than plain diffusers" in text
+    assert "| TAESD decode | 0.25 s |" in text and "Machine:" in text
+    assert text == render_markdown(results)
