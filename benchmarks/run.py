@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded: every model is built here
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `illustrator` sets it; plain diffusers runs with it too
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     for noisy in ("httpx", "diffusers", "transformers"):

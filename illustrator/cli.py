@@ -149,6 +149,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `illustrator` console script."""
+    # Before torch loads OpenMP: idle threads sleep instead of spinning. On a CPU shared with other programs, spinning
+    # threads starve each other and the refiner's token-by-token decode ran up to 8x slower (docs/PERFORMANCE.md).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
