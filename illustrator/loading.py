@@ -261,7 +261,8 @@ def _plain_reason(error: BaseException, source: str) -> str:
     if name in ("SafetensorError", "UnpicklingError", "EOFError", "_BrokenCheckpoint") or "header" in text:
         return "the checkpoint file is damaged or not a model checkpoint"
     if isinstance(error, hub.HubUnreachable):
-        return "it is not in the local cache and the Hugging Face hub cannot be reached (no network?)"
+        where = "offline" if _hub_is_offline() else "cannot be reached (no network?)"
+        return f"it needs files from the Hugging Face hub that are not in the local cache, and the hub {where}"
     if name == "SingleFileComponentError":
         return "the checkpoint is missing parts the pipeline needs"
     if isinstance(error, OSError) and (_is_hub_id(source) or Path(source).suffix.lower() in SINGLE_FILE_SUFFIXES):
