@@ -261,7 +261,7 @@ def _plain_reason(error: BaseException, source: str) -> str:
     if name in ("SafetensorError", "UnpicklingError", "EOFError", "_BrokenCheckpoint") or "header" in text:
         return "the checkpoint file is damaged or not a model checkpoint"
     if isinstance(error, hub.HubUnreachable):
-        where = "offline" if _hub_is_offline() else "cannot be reached (no network?)"
+        where = "is offline" if _hub_is_offline() else "cannot be reached (no network?)"
         return f"it needs files from the Hugging Face hub that are not in the local cache, and the hub {where}"
     if name == "SingleFileComponentError":
         return "the checkpoint is missing parts the pipeline needs"
