@@ -219,6 +219,8 @@ def _load_fast_decoder(source: str, *, device: torch.device, dtype: torch.dtype)
     from diffusers import AutoencoderTiny
 
     try:
+        if _is_hub_id(source):
+            hub.ensure_available(source, "config.json")  # no half a minute of retries without a network
         decoder = AutoencoderTiny.from_pretrained(source, dtype=dtype).to(device).eval()
         if device.type in ("cpu", "cuda"):
             decoder.to(memory_format=torch.channels_last)

@@ -175,8 +175,12 @@ def choose_decoder(decoder: str, device: torch.device) -> str:
 
 def _note_fast_decoder(pipelines: ImagePipelines, fast_decoder: str | None, decoder: str, notices: list[str]) -> None:
     """Say so when a fast decoder was asked for and could not be loaded."""
+    from illustrator.loading import FAST_DECODER_BY_FAMILY
+
     if fast_decoder is None or pipelines.fast_decoder is not None:
         return
+    if fast_decoder == AUTO:
+        fast_decoder = FAST_DECODER_BY_FAMILY[pipelines.family]
     if decoder == "fast":
         notices.append(
             f"The fast decoder '{fast_decoder}' could not be loaded: pictures are decoded with the model's own VAE "

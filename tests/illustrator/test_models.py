@@ -67,3 +67,16 @@ def test_choose_decoder(setting: str, device: str, expected: str) -> None:
 def test_an_unknown_decoder_is_refused() -> None:
     with pytest.raises(ModelUnavailable, match="decoder"):
         choose_decoder("quick", torch.device("cpu"))
+
+
+def test_the_default_fast_decoder_is_the_hub_taesd_and_offline_it_fails_at_once(
+    data_dir: Path, tiny_pipeline_dir: Path
+) -> None:
+    import time
+
+    notices: list[str] = []
+    started = time.perf_counter()
+    generator = load_generator(Settings(data_dir=data_dir, image_model=str(tiny_pipeline_dir), decoder="full"), notices)
+    assert time.perf_counter() - started < 30
+    assert not generator.has_previews
+    assert notices == ["The fast decoder 'madebyollin/taesd' could not be loaded: there are no live previews."]
