@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import math
 import queue
 import threading
 from collections.abc import Generator, Iterator
@@ -16,13 +17,16 @@ from typing import Any
 
 import gradio as gr
 
+from illustrator.access import blocked_paths, login_for
 from illustrator.errors import IllustratorError
+from illustrator.images import unreadable_reason
 from illustrator.models import LoadState, ModelManager
 from illustrator.plan import Action
 from illustrator.service import MessageView, PictureView, SessionView, TurnOptions, TurnResult, TurnService
 from illustrator.settings import Settings
 from storage.db import create_db
 from storage.files import PictureFiles
+from storage.recovery import recover
 
 logger = logging.getLogger("illustrator.app")
 
@@ -51,6 +55,7 @@ def wire(settings: Settings) -> Illustrator:
     """Create the database, the picture store, the models (loading in the background) and the service."""
     db = create_db(settings.resolved_database_url)
     files = PictureFiles(settings.pictures_dir.resolve())
+    recover(db, files)  # after a crash: the database whole, every picture row with its file, no stray files
     models = ModelManager(settings)
     service = TurnService(settings, db, files, models)
     models.start()
@@ -124,7 +129,7 @@ def turn_options(
     return TurnOptions(
         action=None if action in (None, "", "auto") else Action(action),
         strength=float(strength) if strength else None,
-        seed=int(seed) if seed is not None and seed >= 0 else None,
+        seed=int(seed) if seed is not None and math.isfinite(seed) and seed >= 0 else None,
         steps=int(steps) if steps else None,
         width=width,
         height=height,
@@ -132,6 +137,24 @@ def turn_options(
         prompt=prompt.strip() if prompt and prompt.strip() else None,
         start_image=start,
     )
+
+
+class StartPicture(gr.Image):
+    """The starting-picture upload: hands the app the file's path, and a file Gradio cannot open a plain sentence."""
+
+    is_template = True  # the browser shows it as a plain gr.Image
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(type="filepath", image_mode=None, **kwargs)  # decoded by illustrator.images, with limits
+
+    def preprocess(self, payload: Any) -> Any:
+        try:
+            return super().preprocess(payload)
+        except gr.Error:
+            raise
+        except Exception as e:  # Gradio reads the header first: not a picture, or a decompression bomb
+            logger.info("Refused an upload: %s", e)
+            raise gr.Error(unreadable_reason(e)) from e
 
 
 # The page ----------------------------------------------------------------------------------------
@@ -180,7 +203,7 @@ def build_ui(app: Illustrator) -> gr.Blocks:
                     size = gr.Dropdown(SIZES, value="auto", label="Size")
                     negative = gr.Textbox("", label="Negative prompt (empty = the refiner's)", lines=2)
                     prompt = gr.Textbox("", label="Use this prompt instead of the refined one", lines=2)
-                    start = gr.Image(label="Your own starting picture (optional)", type="pil", sources=["upload"])
+                    start = StartPicture(label="Your own starting picture (optional)", sources=["upload"])
 
         controls = [action, strength, seed, steps, size, negative, prompt, start]
 
@@ -199,7 +222,7 @@ def build_ui(app: Illustrator) -> gr.Blocks:
         ) -> Iterator:
             options = turn_options(action, strength, seed, steps, size, negative, prompt, start)
             try:
-                text = app.service.check_message(text)
+                text = app.service.check_turn(text, options)
                 if not sid:
                     sid = app.service.create_session().id
                 before = app.service.open_session(sid)
@@ -246,7 +269,13 @@ def build_ui(app: Illustrator) -> gr.Blocks:
                 view.id,
             )
 
-        sessions.input(open_session, [sessions], [chat, current, details, session_id], api_visibility="private")
+        sessions.input(
+            open_session,
+            [sessions],
+            [chat, current, details, session_id],
+            api_name="open_from_list",
+            api_visibility="private",
+        )
         # The same, by id, for scripts and links (the list above only accepts ids it is showing).
         session_to_open = gr.Textbox(visible=False, label="session id")
         open_by_id = gr.Button(visible=False)
@@ -314,8 +343,11 @@ def _run_turn(
 def launch(app: Illustrator, *, prevent_thread_lock: bool = False, quiet: bool = False) -> gr.Blocks:
     """Build the page and serve it on the configured address."""
     demo = build_ui(app)
-    demo.queue(max_size=32, default_concurrency_limit=4)
+    demo.queue(max_size=app.settings.queue_size, default_concurrency_limit=4)
     demo.launch(
+        auth=login_for(app.settings),
+        max_file_size=app.settings.max_upload_bytes,
+        blocked_paths=blocked_paths(app.settings),
         server_name=app.settings.host,
         server_port=app.settings.port,
         prevent_thread_lock=prevent_thread_lock,

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from illustrator.errors import IllustratorError
+from illustrator.errors import IllustratorError, InvalidInput
 from illustrator.settings import DEFAULT_IMAGE_MODEL, DEFAULT_REFINER_MODEL, Settings
 
 logger = logging.getLogger(__name__)
@@ -52,11 +52,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     commands = parser.add_subparsers(dest="command", required=True)
 
+    env = os.environ
     serve = commands.add_parser("serve", help="serve the web app")
     _add_model_options(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to serve on (default: this machine only)")
     serve.add_argument("--port", type=int, default=int(os.environ.get("ILLUSTRATOR_PORT", 7860)))
     serve.add_argument("--listen", action="store_true", help="serve on the local network (host 0.0.0.0)")
+    serve.add_argument(
+        "--auth",
+        action="append",
+        default=[],
+        metavar="NAME:PASSWORD",
+        help="a login for the app (repeat for more); needed with --listen unless --no-login",
+    )
+    serve.add_argument(
+        "--password-file",
+        type=Path,
+        default=env.get("ILLUSTRATOR_PASSWORD_FILE") or None,
+        help="a file of logins, one NAME:PASSWORD per line",
+    )
+    serve.add_argument(
+        "--no-login", action="store_true", help="serve on the network without a login (anyone on it can use the app)"
+    )
+    serve.add_argument(
+        "--queue-size",
+        type=int,
+        default=int(env.get("ILLUSTRATOR_QUEUE_SIZE", 32)),
+        help="how many turns may wait to be drawn before writers are told the app is busy (default: 32)",
+    )
 
     refine = commands.add_parser("refine", help="read a conversation (JSON list of {role, content}) on stdin")
     _add_model_options(refine)
@@ -76,7 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Settings from the parsed command line (which already folded in the environment)."""
+    from illustrator.access import collect_logins
+
     host = "0.0.0.0" if getattr(args, "listen", False) else getattr(args, "host", "127.0.0.1")
+    if getattr(args, "queue_size", 32) < 1:
+        raise InvalidInput("--queue-size must be at least 1.")
     return Settings(
         data_dir=args.data_dir.expanduser().resolve(),
         image_model=args.image_model,
@@ -86,6 +113,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         dtype=args.dtype,
         host=host,
         port=getattr(args, "port", 7860),
+        queue_size=getattr(args, "queue_size", 32),
+        logins=collect_logins(getattr(args, "auth", []), getattr(args, "password_file", None)),
+        no_login=getattr(args, "no_login", False),
     )
 
 
@@ -97,8 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    settings = settings_from_args(args)
     try:
+        settings = settings_from_args(args)
         if args.command == "serve":
             return _serve(settings)
         if args.command == "refine":
@@ -110,6 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(settings: Settings) -> int:
+    from illustrator.access import check_access
+
+    check_access(settings)  # before anything loads: no login on the network is refused at once
     import app
 
     if settings.host == "0.0.0.0":
@@ -119,7 +152,6 @@ def _serve(settings: Settings) -> int:
 
 
 def _refine(settings: Settings, args: argparse.Namespace) -> int:
-    from illustrator.errors import InvalidInput
     from illustrator.models import load_refiner_for
     from illustrator.plan import ChatMessage, RefinerState
 
