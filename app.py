@@ -91,6 +91,8 @@ def _chat_message(message: MessageView) -> list[dict[str, Any]]:
     picture = message.picture
     if picture is None:
         return [{"role": "assistant", "content": message.content}]
+    if not picture.path.is_file():  # deleted or moved by hand while the app runs: say so rather than fail
+        return [{"role": "assistant", "content": f"{message.content}\n\n*(picture #{picture.id} is missing on disk)*"}]
     refiner = (message.plan or {}).get("source", "")
     by = " (refined by the built-in rules)" if refiner == "fallback" else ""
     text = f"{message.content}\n\n*{picture.action}{by}* — **prompt:** {picture.prompt}"
@@ -139,22 +141,23 @@ def turn_options(
     )
 
 
-class StartPicture(gr.Image):
+def start_picture_input(**kwargs: Any) -> gr.Image:
     """The starting-picture upload: hands the app the file's path, and a file Gradio cannot open a plain sentence."""
+    image = gr.Image(type="filepath", image_mode=None, **kwargs)  # decoded by illustrator.images, within limits
+    gradio_preprocess = image.preprocess
 
-    is_template = True  # the browser shows it as a plain gr.Image
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(type="filepath", image_mode=None, **kwargs)  # decoded by illustrator.images, with limits
-
-    def preprocess(self, payload: Any) -> Any:
+    def preprocess(payload: Any) -> Any:
         try:
-            return super().preprocess(payload)
+            return gradio_preprocess(payload)
         except gr.Error:
             raise
         except Exception as e:  # Gradio reads the header first: not a picture, or a decompression bomb
             logger.info("Refused an upload: %s", e)
             raise gr.Error(unreadable_reason(e)) from e
+
+    # An instance attribute, not a gr.Image subclass: Gradio writes a .pyi stub next to every subclass's module.
+    image.preprocess = preprocess  # type: ignore[method-assign]
+    return image
 
 
 # The page ----------------------------------------------------------------------------------------
@@ -203,7 +206,7 @@ def build_ui(app: Illustrator) -> gr.Blocks:
                     size = gr.Dropdown(SIZES, value="auto", label="Size")
                     negative = gr.Textbox("", label="Negative prompt (empty = the refiner's)", lines=2)
                     prompt = gr.Textbox("", label="Use this prompt instead of the refined one", lines=2)
-                    start = StartPicture(label="Your own starting picture (optional)", sources=["upload"])
+                    start = start_picture_input(label="Your own starting picture (optional)", sources=["upload"])
 
         controls = [action, strength, seed, steps, size, negative, prompt, start]
 
@@ -264,7 +267,7 @@ def build_ui(app: Illustrator) -> gr.Blocks:
             picture = view.current_picture
             return (
                 chat_messages(view),
-                str(picture.path) if picture else None,
+                str(picture.path) if picture and picture.path.is_file() else None,
                 picture_caption(picture) if picture else "",
                 view.id,
             )
