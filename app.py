@@ -255,7 +255,8 @@ def build_ui(app: Illustrator) -> gr.Blocks:
             if sid and app.service.cancel(sid):
                 gr.Info("Stopping after the current step…")
 
-        stop.click(cancel, [session_id], None, api_name="cancel", concurrency_limit=None)
+        # Stop, and browsing below, skip the queue: a queue full of turns must never block them.
+        stop.click(cancel, [session_id], None, api_name="cancel", queue=False)
 
         def open_session(sid: str | None) -> tuple:
             if not sid:
@@ -278,11 +279,14 @@ def build_ui(app: Illustrator) -> gr.Blocks:
             [chat, current, details, session_id],
             api_name="open_from_list",
             api_visibility="private",
+            queue=False,
         )
         # The same, by id, for scripts and links (the list above only accepts ids it is showing).
         session_to_open = gr.Textbox(visible=False, label="session id")
         open_by_id = gr.Button(visible=False)
-        open_by_id.click(open_session, [session_to_open], [chat, current, details, session_id], api_name="open_session")
+        open_by_id.click(
+            open_session, [session_to_open], [chat, current, details, session_id], api_name="open_session", queue=False
+        )
 
         def start_new_session() -> tuple:
             return [], None, "", None, gr.Radio(value=None), ""
@@ -294,7 +298,7 @@ def build_ui(app: Illustrator) -> gr.Blocks:
         def refresh_sessions(sid: str | None) -> Any:
             return gr.Radio(choices=session_choices(app), value=sid)
 
-        demo.load(refresh_sessions, [session_id], [sessions], api_name="list_sessions")
+        demo.load(refresh_sessions, [session_id], [sessions], api_name="list_sessions", queue=False)
 
         def refresh_status() -> tuple:
             ready = app.models.status().state is not LoadState.LOADING
@@ -346,7 +350,8 @@ def _run_turn(
 def launch(app: Illustrator, *, prevent_thread_lock: bool = False, quiet: bool = False) -> gr.Blocks:
     """Build the page and serve it on the configured address."""
     demo = build_ui(app)
-    demo.queue(max_size=app.settings.queue_size, default_concurrency_limit=4)
+    # api_open=False: no direct POST skips the queue, so every turn waits its turn in one bounded queue
+    demo.queue(max_size=app.settings.queue_size, default_concurrency_limit=4, api_open=False)
     demo.launch(
         auth=login_for(app.settings),
         max_file_size=app.settings.max_upload_bytes,
