@@ -16,6 +16,7 @@ from typing import Any
 
 import gradio as gr
 from fastapi import FastAPI
+from gradio.routes import App as GradioApp
 from starlette.routing import Mount
 
 from illustrator.errors import IllustratorError
@@ -635,7 +636,13 @@ def _wire_gallery(app: Illustrator, **c: Any) -> None:
     )
     c["newer"].click(lambda s, p, sid: show_page(s, p - 1, sid), inputs, page_outputs, api_visibility="private")
     c["older"].click(lambda s, p, sid: show_page(s, p + 1, sid), inputs, page_outputs, api_visibility="private")
-    gr.Button(visible=False).click(show_page, inputs, page_outputs, api_name="gallery_page")
+    page_box = gr.Number(1, visible=False, precision=0, label="page")
+    gr.Button(visible=False).click(
+        lambda s, p, sid: show_page(s, int(p or 1), sid),
+        [c["scope"], page_box, c["session_id"]],
+        page_outputs,
+        api_name="gallery_page",
+    )
 
     def choose(ids: list[int], evt: gr.SelectData) -> tuple:
         index = evt.index if isinstance(evt.index, int) else None
@@ -746,7 +753,7 @@ def build_web_app(app: Illustrator, demo: gr.Blocks) -> FastAPI:
         footer_links=["api"],
     )
     # As after demo.launch(): demo.close() then stops the mounted app's open streams (heartbeats) at once.
-    demo.app = next(route.app for route in web.routes if isinstance(route, Mount))
+    demo.app = next(r.app for r in web.routes if isinstance(r, Mount) and isinstance(r.app, GradioApp))
     return web
 
 

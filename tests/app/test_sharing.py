@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 
 import httpx
-from gradio_client import Client
+from gradio_client import Client, handle_file
 
 from storage.pngmeta import read_png_metadata
 from tests.app.conftest import ServeFn
@@ -74,6 +74,13 @@ def test_download_and_export_give_the_original_pngs(serve: ServeFn, data_dir: Pa
     meta = read_png_metadata(downloaded)
     assert meta["illustrator"]["session_id"] == session_id and meta["illustrator"]["parent_id"] == picture_id - 1
     assert "Seed:" in meta["parameters"] and "red" in meta["parameters"]
+
+    # Importing the downloaded picture restores its parameters into the controls and makes it the starting picture.
+    prompt, negative, seed, steps, size, start = client.predict(
+        handle_file(str(downloaded)), api_name="/import_picture"
+    )
+    assert "red" in prompt and negative and size == "256x256" and steps >= 1 and start
+    assert f"Seed: {int(seed)}," in meta["parameters"]
 
     exported = Path(_value(client.predict(api_name="/export_session")))
     with zipfile.ZipFile(exported) as archive:
