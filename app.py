@@ -421,8 +421,9 @@ def build_ui(app: Illustrator) -> gr.Blocks:
                 raise gr.Error(str(e)) from e
             return " ".join(new_title.split())
 
-        for trigger in (rename.click, title.submit):
-            trigger(rename_session, [session_id, title], [title], api_name="rename_session").then(
+        renames = ((rename.click, "rename_session", "public"), (title.submit, "rename_session_on_enter", "private"))
+        for trigger, name, visibility in renames:
+            trigger(rename_session, [session_id, title], [title], api_name=name, api_visibility=visibility).then(
                 refresh, [search], [sessions, session_ids], api_visibility="private"
             )
 
