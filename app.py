@@ -20,7 +20,6 @@ from gradio.routes import App as GradioApp
 from starlette.routing import Mount
 
 from illustrator.errors import IllustratorError
-from illustrator.export import export_session
 from illustrator.library import PER_PAGE, Library, read_imported_picture
 from illustrator.models import LoadState, ModelManager
 from illustrator.plan import Action
@@ -61,7 +60,8 @@ def wire(settings: Settings) -> Illustrator:
     files = PictureFiles(settings.pictures_dir.resolve())
     models = ModelManager(settings)
     service = TurnService(settings, db, files, models)
-    library = Library(service, db, files, Thumbnails(settings.thumbnails_dir.resolve(), files))
+    thumbnails = Thumbnails(settings.thumbnails_dir.resolve(), files)
+    library = Library(service, db, files, thumbnails, exports=settings.exports_dir.resolve())
     models.start()
     return Illustrator(settings, service, models, files, library)
 
@@ -489,7 +489,7 @@ def build_ui(app: Illustrator) -> gr.Blocks:
             if not sid:
                 raise gr.Error("Open a session first.")
             try:
-                path = export_session(app.service.open_session(sid), app.settings.exports_dir / sid)
+                path = app.library.export(sid)
             except IllustratorError as e:
                 raise gr.Error(str(e)) from e
             return gr.File(value=str(path), visible=True)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
 from illustrator.errors import IllustratorError, InvalidInput, NotFound
+from illustrator.export import export_session
 from illustrator.service import PictureView, SessionSummary, SessionView, TurnService, picture_view
 from storage.db import Database
 from storage.files import PictureFiles
@@ -85,11 +87,19 @@ def read_imported_picture(file: str | Path | IO[bytes]) -> ImportedPicture:
 class Library:
     """Queries over all the writer's sessions and pictures; one database session per call, as TurnService."""
 
-    def __init__(self, service: TurnService, db: Database, files: PictureFiles, thumbnails: Thumbnails) -> None:
+    def __init__(
+        self,
+        service: TurnService,
+        db: Database,
+        files: PictureFiles,
+        thumbnails: Thumbnails,
+        exports: Path | None = None,
+    ) -> None:
         self._service = service
         self._db = db
         self._files = files
         self._thumbnails = thumbnails
+        self._exports = exports  # where export zips wait to be downloaded, one folder per session
 
     # Sessions ------------------------------------------------------------------------------------
 
@@ -110,6 +120,17 @@ class Library:
         self._service.delete_session(session_id)
         for name in names:
             self._thumbnails.delete(name)
+        if self._exports is not None:
+            shutil.rmtree(self._exports / session_id, ignore_errors=True)
+
+    def export(self, session_id: str) -> Path:
+        """The session as a zip (storyboard and original pictures), replacing its earlier export."""
+        if self._exports is None:
+            raise InvalidInput("Exports are not set up in this app.")
+        view = self._service.open_session(session_id)
+        folder = self._exports / view.id  # an id checked by open_session: 32 hex digits, never a path
+        shutil.rmtree(folder, ignore_errors=True)
+        return export_session(view, folder)
 
     # The gallery ---------------------------------------------------------------------------------
 

@@ -23,7 +23,8 @@ SMALL = TurnOptions(width=64, height=64)
 
 def make_library(data_dir: Path, generator, refiner: Refiner) -> tuple[Library, TurnService, PictureFiles]:
     service, files = make_service(data_dir, generator, refiner)
-    library = Library(service, service._db, files, Thumbnails(data_dir / "thumbnails", files, size=32))
+    thumbnails = Thumbnails(data_dir / "thumbnails", files, size=32)
+    library = Library(service, service._db, files, thumbnails, exports=data_dir / "exports")
     return library, service, files
 
 
@@ -72,6 +73,8 @@ def test_delete_removes_the_session_its_pictures_and_thumbnails(data_dir: Path, 
     service.send(gone.session_id, "make her hair red", SMALL)
     library.pictures(None)  # makes the thumbnails
     assert len(list((data_dir / "thumbnails").rglob("*.webp"))) == 3
+    exported = library.export(gone.session_id)
+    assert library.export(gone.session_id) == exported and len(list(exported.parent.iterdir())) == 1
 
     service.rename_session(gone.session_id, "  The   mermaid's  cave ")
     assert service.open_session(gone.session_id).title == "The mermaid's cave"
@@ -80,6 +83,7 @@ def test_delete_removes_the_session_its_pictures_and_thumbnails(data_dir: Path, 
     assert [s.id for s in library.list_sessions()] == [keep.session_id]
     assert [p.name for p in files.root.rglob("*.png")] == [keep.picture.path.name]
     assert [p.stem for p in (data_dir / "thumbnails").rglob("*.webp")] == [keep.picture.path.stem]
+    assert not exported.exists() and not (data_dir / "exports" / gone.session_id).exists()
     with pytest.raises(NotFound):
         service.open_session(gone.session_id)
 
