@@ -40,6 +40,11 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         default=env.get("ILLUSTRATOR_OFFLINE", "") not in ("", "0"),
         help="use the built-in offline preset (tiny placeholder models) without trying the configured ones",
     )
+    parser.add_argument(
+        "--database-url",
+        default=env.get("ILLUSTRATOR_DATABASE_URL") or None,
+        help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/illustrator (default: SQLite in the data folder)",
+    )
     parser.add_argument("--device", default=env.get("ILLUSTRATOR_DEVICE", "auto"), help="auto, cpu, cuda, mps")
     parser.add_argument(
         "--dtype", default=env.get("ILLUSTRATOR_DTYPE", "auto"), help="auto, float32, float16, bfloat16"
@@ -106,6 +111,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         raise InvalidInput("--queue-size must be at least 1.")
     return Settings(
         data_dir=args.data_dir.expanduser().resolve(),
+        database_url=getattr(args, "database_url", None),
         image_model=args.image_model,
         refiner_model=args.refiner_model,
         offline=args.offline,
@@ -146,7 +152,13 @@ def _serve(settings: Settings) -> int:
     import app
 
     if settings.host == "0.0.0.0":
-        logger.info("Serving on the local network: open http://%s:%d on another device", _lan_address(), settings.port)
+        from illustrator.web import lan_address
+
+        address = lan_address()
+        if address:
+            print(f"Serving on the local network: open http://{address}:{settings.port}/ on another device.")
+        else:
+            print("Serving on all interfaces, but this machine has no local network address right now.")
     app.main(settings)
     return 0
 
@@ -170,8 +182,11 @@ def _refine(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _generate(settings: Settings, args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
     from illustrator.generator import GenerationParams
     from illustrator.models import load_generator
+    from storage.pngmeta import build_parameters_text, make_pnginfo
 
     notices: list[str] = []
     generator = load_generator(settings, notices)
@@ -188,21 +203,22 @@ def _generate(settings: Settings, args: argparse.Namespace) -> int:
         height=args.height or defaults.height,
     )
     picture = generator.text_to_image(params)
-    picture.image.save(args.output)
+    used = picture.params
+    parameters = build_parameters_text(
+        prompt=used.prompt,
+        negative_prompt=used.negative_prompt,
+        steps=used.steps,
+        sampler="Euler",
+        guidance_scale=used.guidance_scale,
+        seed=used.seed,
+        width=used.width,
+        height=used.height,
+        model=picture.model_name,
+    )
+    picture.image.save(args.output, pnginfo=make_pnginfo(parameters, {"params": asdict(used)}))
     placeholder = " (placeholder model: random noise, not a real picture)" if generator.is_placeholder else ""
     print(f"Wrote {args.output} in {picture.seconds:.2f} s{placeholder}")
     return 0
-
-
-def _lan_address() -> str:
-    import socket
-
-    try:
-        addresses = socket.gethostbyname_ex(socket.gethostname())[2]
-    except OSError:
-        addresses = []
-    lan = [a for a in addresses if not a.startswith("127.")]
-    return lan[0] if lan else "<this machine's address>"
 
 
 if __name__ == "__main__":

@@ -407,28 +407,33 @@ class TurnService:
     # Views ---------------------------------------------------------------------------------------
 
     def _picture_view(self, picture: Picture) -> PictureView:
-        return PictureView(
-            id=picture.id,
-            session_id=picture.session_id,
-            file_name=picture.file_name,
-            path=self._files.root / picture.file_name,
-            turn=picture.turn,
-            prompt=picture.prompt,
-            negative_prompt=picture.negative_prompt,
-            action=picture.action,
-            strength=picture.strength,
-            seed=picture.seed,
-            steps=picture.steps,
-            guidance_scale=picture.guidance_scale,
-            width=picture.width,
-            height=picture.height,
-            model=picture.model,
-            parent_id=picture.parent_id,
-            created_at=picture.created_at,
-        )
+        return picture_view(picture, self._files.root)
 
     @staticmethod
     def _message_view(message: Message, pictures: dict[int, PictureView]) -> MessageView:
         plan = json.loads(message.plan_json) if message.plan_json else None
         picture = pictures.get(message.picture_id) if message.picture_id is not None else None
         return MessageView(message.id, message.role, message.content, message.turn, plan, picture)
+
+
+def picture_view(picture: Picture, pictures_root: Path) -> PictureView:
+    """A stored picture row as the UI shows it; its path is under the pictures folder."""
+    return PictureView(
+        id=picture.id,
+        session_id=picture.session_id,
+        file_name=picture.file_name,
+        path=pictures_root / picture.file_name,
+        turn=picture.turn,
+        prompt=picture.prompt,
+        negative_prompt=picture.negative_prompt,
+        action=picture.action,
+        strength=picture.strength,
+        seed=picture.seed,
+        steps=picture.steps,
+        guidance_scale=picture.guidance_scale,
+        width=picture.width,
+        height=picture.height,
+        model=picture.model,
+        parent_id=picture.parent_id,
+        created_at=picture.created_at,
+    )

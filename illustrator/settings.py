@@ -36,6 +36,16 @@ class Settings:
         return self.data_dir / "pictures"
 
     @property
+    def thumbnails_dir(self) -> Path:
+        """Where the small copies of the pictures shown in lists and the gallery are cached."""
+        return self.data_dir / "thumbnails"
+
+    @property
+    def exports_dir(self) -> Path:
+        """Where session exports (zips) are written before they are downloaded."""
+        return self.data_dir / "exports"
+
+    @property
     def models_dir(self) -> Path:
         """Where locally built models (the offline preset) are cached."""
         return self.data_dir / "models"
