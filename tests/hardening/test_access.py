@@ -138,3 +138,31 @@ def test_nothing_but_pictures_can_be_fetched_through_the_file_routes(
             assert secret not in body, (attempt, name)
     assert str(database) in blocked_paths(illustrator.settings)
     assert os.path.getsize(database) > 0
+
+
+def test_share_links_are_read_only_and_show_one_session_without_the_login(start_app: Start, data_dir: Path) -> None:
+    url, illustrator = start_app(logins=(("ann", "s3cret"),))
+    client = Client(url, auth=("ann", "s3cret"), verbose=False)
+    mine = send(client, "a lantern in the fog")[3]
+    theirs = send(Client(url, auth=("ann", "s3cret"), verbose=False), "a secret garden")[3]
+    token = illustrator.library.share(mine)
+    (my_picture,) = rows(data_dir, "SELECT id FROM pictures WHERE session_id = ?", mine)[0]
+    (their_picture,) = rows(data_dir, "SELECT id FROM pictures WHERE session_id = ?", theirs)[0]
+
+    page = httpx.get(f"{url}share/{token}", timeout=10)  # no login needed for the link
+    assert page.status_code == 200 and "lantern" in page.text and "secret garden" not in page.text
+    assert httpx.get(f"{url}share/{token}/pictures/{my_picture}.png", timeout=10).content.startswith(b"\x89PNG")
+    for path in (
+        f"/share/{token}/pictures/{their_picture}.png",  # another session's picture through this link
+        f"/share/{token}/pictures/..%2f..%2fillustrator.db",
+        f"/share/{token}/pictures/%2e%2e/%2e%2e/illustrator.db",
+        f"/share/{token[:-1]}/pictures/{my_picture}.png",
+    ):
+        status, body = _raw_get(url, path)
+        assert status == 404 and b"SQLite" not in body, (path, status)
+    before = rows(data_dir, "SELECT id, content FROM messages ORDER BY id")
+    for method in ("POST", "PUT", "DELETE", "PATCH"):  # read-only: nothing but GET is answered
+        answer = httpx.request(method, f"{url}share/{token}", json={"content": "changed"}, timeout=10)
+        assert answer.status_code in (404, 405), (method, answer.status_code)
+    assert rows(data_dir, "SELECT id, content FROM messages ORDER BY id") == before
+    assert httpx.get(f"{url}config", timeout=10).status_code in (401, 403)  # the editing UI still asks
