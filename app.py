@@ -246,7 +246,13 @@ def build_ui(app: Illustrator) -> gr.Blocks:
                 view.id,
             )
 
-        sessions.input(open_session, [sessions], [chat, current, details, session_id], api_visibility="private")
+        sessions.input(
+            open_session,
+            [sessions],
+            [chat, current, details, session_id],
+            api_name="open_session_from_list",
+            api_visibility="private",
+        )
         # The same, by id, for scripts and links (the list above only accepts ids it is showing).
         session_to_open = gr.Textbox(visible=False, label="session id")
         open_by_id = gr.Button(visible=False)

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from illustrator import hub
 from illustrator.errors import ModelUnavailable
 
 logger = logging.getLogger(__name__)
@@ -157,6 +158,7 @@ def _load_text_to_image(source: str, *, dtype: torch.dtype, config: str | None) 
         return AutoPipelineForText2Image.from_pretrained(str(path), dtype=dtype)
     if not _is_hub_id(source):
         raise FileNotFoundError(f"no such file or folder: {path}")
+    hub.ensure_available(source, "model_index.json")
     return AutoPipelineForText2Image.from_pretrained(source, dtype=dtype)
 
 
@@ -258,6 +260,9 @@ def _plain_reason(error: BaseException, source: str) -> str:
         return "there is no such file or folder"
     if name in ("SafetensorError", "UnpicklingError", "EOFError", "_BrokenCheckpoint") or "header" in text:
         return "the checkpoint file is damaged or not a model checkpoint"
+    if isinstance(error, hub.HubUnreachable):
+        where = "is offline" if _hub_is_offline() else "cannot be reached (no network?)"
+        return f"it needs files from the Hugging Face hub that are not in the local cache, and the hub {where}"
     if name == "SingleFileComponentError":
         return "the checkpoint is missing parts the pipeline needs"
     if isinstance(error, OSError) and (_is_hub_id(source) or Path(source).suffix.lower() in SINGLE_FILE_SUFFIXES):

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from illustrator import hub
 from illustrator.errors import ModelUnavailable
 
 if TYPE_CHECKING:
@@ -34,6 +35,11 @@ def load_refiner(source: str, *, device: str = "cpu", dtype: torch.dtype | None 
         location = str(path)
     elif source.startswith(("/", "./", "../", "~")) or path.is_absolute():
         raise ModelUnavailable(f"Could not load the refiner model '{source}': there is no such file or folder.")
+    else:
+        try:
+            hub.ensure_available(source, "config.json")
+        except hub.HubUnreachable as e:
+            raise ModelUnavailable(f"Could not load the refiner model '{source}': {e}.") from e
 
     # 2. load tokenizer and model (CPU and float32 unless told otherwise)
     try:
