@@ -50,6 +50,7 @@ class EvalCase:
     state: RefinerState
     expect: Expectation
     replay: bool = False  # play the writer's messages one by one, carrying the state as the app does
+    split: str = "dev"  # "holdout": written after the rules were tuned on the "dev" cases, only ever measured
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class CaseResult:
     """How one refiner did on one case."""
 
     case_id: str
+    split: str
     checks: dict[str, bool]
     failures: tuple[str, ...]
     seconds: float
@@ -86,6 +88,11 @@ class EvalReport:
         """(cases with every property right, cases)."""
         return sum(r.passed for r in self.results), len(self.results)
 
+    def overall_of(self, split: str) -> tuple[int, int]:
+        """(cases with every property right, cases) among one split's cases."""
+        results = [r for r in self.results if r.split == split]
+        return sum(r.passed for r in results), len(results)
+
     @property
     def seconds_per_plan(self) -> float:
         """Mean refining time per plan."""
@@ -104,11 +111,13 @@ class EvalReport:
             "refiner": self.refiner,
             "properties": {name: _counts(*self.pass_rate(name)) for name in PROPERTIES},
             "overall": _counts(*self.overall),
+            "overall_by_split": {split: _counts(*self.overall_of(split)) for split in ("dev", "holdout")},
             "seconds_per_plan": round(self.seconds_per_plan, 4),
             "llm_share": round(self.llm_share, 3),
             "cases": [
                 {
                     "id": r.case_id,
+                    "split": r.split,
                     "passed": r.passed,
                     "failures": list(r.failures),
                     "seconds": round(r.seconds, 4),
@@ -160,6 +169,7 @@ def _case(item: dict[str, Any]) -> EvalCase:
             visual_terms=tuple(expect.get("visual_terms", [])),
         ),
         replay=bool(item.get("replay", False)),
+        split=str(item.get("split", "dev")),
     )
 
 
@@ -183,7 +193,8 @@ def run_case(refiner: Refiner, case: EvalCase) -> CaseResult:
             plan = refiner.refine(list(conversation), state)
         except Exception as e:  # a refiner that raises fails the case; the evaluation goes on
             logger.warning("Refiner %s raised on case %s: %r", refiner.name, case.id, e)
-            return CaseResult(case.id, dict.fromkeys(_checked(case.expect), False), (f"raised {e!r}",), 0.0, 1)
+            checks = dict.fromkeys(_checked(case.expect), False)
+            return CaseResult(case.id, case.split, checks, (f"raised {e!r}",), 0.0, 1)
         seconds += time.perf_counter() - started
         if not _is_valid(plan, state):
             valid = False
@@ -192,7 +203,7 @@ def run_case(refiner: Refiner, case: EvalCase) -> CaseResult:
         state = RefinerState(last_prompt=plan.prompt, last_negative_prompt=plan.negative_prompt, has_picture=True)
     assert plan is not None  # a case has at least one writer message to answer
     checks, reasons = score_plan(plan, case.expect)
-    return CaseResult(case.id, {"valid": valid, **checks}, (*failures, *reasons), seconds, len(turns), plan)
+    return CaseResult(case.id, case.split, {"valid": valid, **checks}, (*failures, *reasons), seconds, len(turns), plan)
 
 
 def _turns(case: EvalCase) -> list[ChatMessage]:
@@ -262,6 +273,10 @@ def render_table(reports: Sequence[EvalReport]) -> str:
     for name in PROPERTIES:
         lines.append(f"| {name} | " + " | ".join(_rate(*r.pass_rate(name)) for r in reports) + " |")
     lines.append("| **all properties** | " + " | ".join(f"**{_rate(*r.overall)}**" for r in reports) + " |")
+    for split in ("dev", "holdout"):
+        lines.append(
+            f"| all properties, {split} cases | " + " | ".join(_rate(*r.overall_of(split)) for r in reports) + " |"
+        )
     lines.append("| plans by the LLM | " + " | ".join(f"{r.llm_share:.0%}" for r in reports) + " |")
     lines.append("| seconds per plan | " + " | ".join(f"{r.seconds_per_plan:.3f}" for r in reports) + " |")
     return "\n".join(lines)
@@ -273,5 +288,5 @@ def _rate(passed: int, checked: int) -> str:
 
 def render_failures(report: EvalReport) -> str:
     """One line per failed case: its id and what was wrong, for reading alongside the table."""
-    lines = [f"- {r.case_id}: {'; '.join(r.failures)}" for r in report.results if not r.passed]
+    lines = [f"- {r.case_id} ({r.split}): {'; '.join(r.failures)}" for r in report.results if not r.passed]
     return "\n".join(lines) if lines else "- (none)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, NamedTuple
 
@@ -70,8 +70,7 @@ class LLMRefiner(Refiner):
     def refine(self, conversation: Sequence[ChatMessage], state: RefinerState) -> Plan:
         """Ask the model for a plan; any unusable answer or generation error hands over to the fallback."""
         try:
-            text = self._generate_text(self.build_messages(conversation, state))
-            plan = parse_plan(text, state, source="llm")
+            plan = self._plan(conversation, state)
         except PlanError as e:
             # An expected outcome with small or untrained models: one line, no traceback.
             logger.warning("Refiner %s gave an unusable plan; using the fallback: %s", self.name, e)
@@ -82,6 +81,10 @@ class LLMRefiner(Refiner):
         if not plan.negative_prompt:
             plan = replace(plan, negative_prompt=state.last_negative_prompt or DEFAULT_NEGATIVE_PROMPT)
         return plan
+
+    def _plan(self, conversation: Sequence[ChatMessage], state: RefinerState) -> Plan:
+        """Ask the model for the JSON plan and parse it; raise PlanError when the answer is unusable."""
+        return parse_plan(self._generate_text(self.build_messages(conversation, state)), state, source="llm")
 
     def build_messages(self, conversation: Sequence[ChatMessage], state: RefinerState) -> list[dict[str, str]]:
         """The chat messages sent to the model: the job and schema, then state and conversation as quoted data."""
@@ -109,11 +112,16 @@ class LLMRefiner(Refiner):
 
     def _generate_text(self, messages: list[dict[str, str]]) -> str:
         """Run the model greedily on the messages and return only the newly generated text."""
-        import torch
-
         inputs = self.tokenizer.apply_chat_template(
             messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
-        ).to(self.model.device)
+        )
+        return self._complete(inputs, _holds_json_object)
+
+    def _complete(self, inputs: Any, done: Callable[[str], bool]) -> str:
+        """Continue the tokenized `inputs` greedily until `done(new text)` or the token limit; return the new text."""
+        import torch
+
+        inputs = inputs.to(self.model.device)
         prompt_length = inputs["input_ids"].shape[1]
         started = time.perf_counter()
         with torch.inference_mode():
@@ -125,7 +133,7 @@ class LLMRefiner(Refiner):
                 top_p=None,
                 top_k=None,
                 pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
-                stopping_criteria=[_json_complete_criteria(self.tokenizer, prompt_length)],
+                stopping_criteria=[_stop_when(done, self.tokenizer, prompt_length)],
             )
         new_tokens = output[0, prompt_length:]
         self.last_timing = Timing(seconds=time.perf_counter() - started, new_tokens=int(new_tokens.shape[0]))
@@ -205,16 +213,19 @@ def _quote(text: str) -> str:
     return json.dumps(" ".join(text.split())[:1500], ensure_ascii=False)
 
 
-def _json_complete_criteria(tokenizer: Any, prompt_length: int) -> Any:
-    """A stopping criterion: stop as soon as the new text holds one complete JSON object."""
+def _holds_json_object(text: str) -> bool:
+    return "{" in text and text.count("{") <= text.count("}")
+
+
+def _stop_when(done: Callable[[str], bool], tokenizer: Any, prompt_length: int) -> Any:
+    """A stopping criterion: stop as soon as `done` holds for the new text (one complete JSON object, a line)."""
     from transformers import StoppingCriteria
 
-    class JsonComplete(StoppingCriteria):
+    class StopWhen(StoppingCriteria):
         def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
             import torch
 
-            text = tokenizer.decode(input_ids[0, prompt_length:], skip_special_tokens=True)
-            done = "{" in text and text.count("{") <= text.count("}")
-            return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+            finished = done(tokenizer.decode(input_ids[0, prompt_length:], skip_special_tokens=True))
+            return torch.full((input_ids.shape[0],), finished, dtype=torch.bool, device=input_ids.device)
 
-    return JsonComplete()
+    return StopWhen()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from illustrator.lexicon import mood_terms, without_mood_clauses
 from illustrator.plan import Action, ChatMessage, Plan, RefinerState
 
 DEFAULT_NEGATIVE_PROMPT = "blurry, low quality, deformed, extra limbs, text, watermark"
@@ -23,6 +24,11 @@ _POSES = (
 _HOLDS = "holding|carrying|wielding|clutching"
 _WEATHER = "rain|raining|rainy|snow|snowing|snowy|fog|foggy|mist|misty|storm|stormy|sunny|cloudy|overcast"
 _SEASONS = "spring|summer|autumn|winter"
+_PLACES = (  # where a picture is set: one at a time, so a new one replaces the old one
+    "forest|woods|beach|shore|harbour|harbor|port|city|street|alley|village|town|castle|library|room|kitchen|tavern|"
+    "ballroom|garden|field|meadow|hill|mountain|mountains|pass|valley|desert|ocean|lake|river|cave|temple|market|"
+    "palace|bridge|background"
+)
 _EXPRESSIONS = "smiling|frowning|laughing|crying|angry|sad|happy|serious|scared|surprised|grinning"
 _TONES = "warm|warmer|cool|cooler|bright|brighter|dark|darker|light|lighter|saturated|vivid|muted|pastel|moody"
 _GROUPS = {  # adjectives that describe the same property: a new one replaces the old one
@@ -44,7 +50,8 @@ _VERBS |= {
 _VERBS |= {f"{verb}es": f"{verb}ing" for verb in ("clutch", "crouch", "watch", "reach", "touch")}
 
 _VARIATION = re.compile(
-    r"\b(another one|another version|one more|try again|again|different version|new seed|re-?roll|variation)\b"
+    r"\b(another one|another version|one more|try again|again|different version|new seed|re-?roll|variation|"
+    r"(?:just )?like (?:this|that)(?: one)?)\b"
 )
 _NEW = re.compile(
     r"\b(instead|new (?:picture|image|scene|one)|start over|something else|now draw|"
@@ -55,11 +62,14 @@ _EDIT = re.compile(  # words that refer to the current picture
     r"\b(?:make|change|add|remove|replace|same|but|slightly|a bit|a little|more|less|without)\b"
 )
 _REMOVE = re.compile(r"\b(?:remove|take away|take off|get rid of|without|no more|no longer)\b\s+(?P<what>.+)")
-_TARGET = re.compile(r"(?P<noun>[\w\s-]+?) (?:to|into) (?:a |an |the )?(?P<adj>[\w\s-]+?)(?: one)?")
+_TARGET = re.compile(r"(?P<noun>[\w\s-]+?) (?:to|into|to be) (?:a |an |the )?(?P<adj>[\w\s-]+?)(?: one)?")
 _SMALL = re.compile(r"\b(slightly|a bit|a little|a touch|subtly|barely|a tad)\b")
 _LARGE = re.compile(r"\b(completely|totally|entirely|a lot|much more|dramatically)\b")
 _FILLER = [  # instruction wording that must never leak into the prompt; order matters
-    r"(?:can|could|would|will) you",
+    r"(?:can|could|would|will) you|(?:it |she |he |they )?(?:should|must)(?: be)?|to be|(?:feel|feels|seem|seems)",
+    r"hmm+|not quite|not bad|almost|nice|great|lovely|perfect|wow|awesome|i (?:like|love) it",
+    r"(?:let'?s )?(?:do|try) something (?:else|different)|(?:a |an )?new (?:scene|picture|image|drawing)",
+    r"(?:the )?(?:background|setting|scenery|backdrop)(?: (?:to|into|is|of))?",
     r"i(?:'d| would)? (?:like|want|need)(?: you)?(?: to)?",
     r"let'?s|let us|how about|what about|maybe|please|thanks|thank you|okay|ok|also|just|then|now|instead",
     r"(?:the )?same \w+(?: as before)?|but",
@@ -70,10 +80,28 @@ _FILLER = [  # instruction wording that must never leak into the prompt; order m
 ]
 _FILLER_RE = [re.compile(rf"\b(?:{pattern})\b", re.IGNORECASE) for pattern in _FILLER]
 _SPLIT = re.compile(
-    rf",|;|\.|\bwith\b|\band\b|\bwho\b|(?=\b(?:{_POSES}|{_HOLDS}|wearing)\b)|"
+    rf",|;|:|\.|\bwith\b|\band\b|\bwho\b|(?=\b(?:{_POSES}|{_HOLDS}|wearing)\b)|(?=\bin (?:a|an|her|his|their)\b)|"
     rf"(?=\b(?:at|during|in the)\s+(?:{_TIMES})\b)",
     re.IGNORECASE,
 )
+
+
+_INJECTION = re.compile(  # a sentence that talks to the refiner instead of describing a picture
+    r"\b(?:ignore|disregard|forget|override)\b.*\b(?:instructions?|rules?|prompts?|above|previous|everything)\b|"
+    r"\bsystem\s*prompt\b|\byou (?:are|must|will|should)\b|\b(?:act|behave) as\b|\bpretend\b|\bdeveloper mode\b|"
+    r"\bjailbreak|\b(?:reply|respond|answer|output|print)\b.*\b(?:only|with|raw|exactly|html|json|code)\b|"
+    r"\bnew rules?\b|\bset (?:the )?(?:steps|strength|seed|guidance|cfg|size|width|height)\b|"
+    r"\b(?:delete|drop|erase)\b.*\b(?:sessions?|database|files?|pictures?|all)\b|"
+    r"^\W*(?:system|assistant|user)\b\W*(?::|$)",
+    re.IGNORECASE,
+)
+_MARKUP = re.compile(r"<\|[^|>]*\|>|</?[a-z_]+>|\{[^{}]*\}|[{}<>|\[\]]")  # chat tokens, tags, JSON
+
+
+def without_injections(text: str) -> str:
+    """The writer's text without chat markup and without sentences that give the refiner orders."""
+    sentences = re.split(r"(?<=[.!?])\s+|\n+", _MARKUP.sub(" ", text))
+    return " ".join(s.strip() for s in sentences if s.strip() and not _INJECTION.search(s))
 
 
 def plan_by_rules(conversation: Sequence[ChatMessage], state: RefinerState) -> Plan:
@@ -98,45 +126,58 @@ def plan_by_rules(conversation: Sequence[ChatMessage], state: RefinerState) -> P
     # 2. build the prompt
     strength: float | None = None
     if action is Action.NEW:
-        prompt = _with_style(_segments(description or base or "an illustration"))
+        prompt = new_prompt(description or base or "an illustration", moods_from=message)
         reply = f"Drawing a new picture: {_short(description or base or 'an illustration')}."
         negative = DEFAULT_NEGATIVE_PROMPT
     elif action is Action.VARIATION:
-        prompt = base or _with_style(_segments(description or "an illustration"))
+        prompt = base or new_prompt(description or "an illustration")
         reply = "Drawing another version of the picture."
     else:
-        segments = _segments(_without_style(base))
-        if removed:
-            what, _, rest = re.split(r"(,| and | but )", removed.group("what") + ",", maxsplit=1)
-            what = " ".join(_segments(_description(what))) or what.strip()
-            segments = [s for s in segments if _head(s) != _head(what)]
-            negative = _join_unique([negative, what])
-            change = _segments(_description(lowered[: removed.start()] + " " + rest))
-            reply = f"Editing the picture: without {what}."
-        else:
-            change = _segments(description)
-            reply = f"Editing the picture: {_short(', '.join(change))}."
-        for segment in change:
-            segments = _merge(segments, segment)
-        prompt = _with_style(segments)
-        strength = _strength(change, lowered, removed is not None)
+        prompt, negative, change, what = edit_prompt(base, negative, message)
+        reply = f"Editing the picture: {f'without {what}' if what else _short(', '.join(change))}."
+        strength = _strength(change, lowered, what is not None)
 
-    plan = Plan(prompt=prompt, negative_prompt=negative, action=action, strength=strength, reply=reply)
-    return plan
+    return Plan(prompt=prompt, negative_prompt=negative, action=action, strength=strength, reply=reply)
+
+
+def new_prompt(description: str, *, moods_from: str = "") -> str:
+    """The prompt of a new picture: the description's terms, the moods' visual terms, the house style."""
+    return _with_style([*_segments(_description(description)), *mood_terms(moods_from)])
+
+
+def edit_prompt(base: str, negative: str, wish: str) -> tuple[str, str, list[str], str | None]:
+    """Merge a wish into the picture's prompt: (prompt, negative prompt, the changed terms, what was removed)."""
+    lowered = wish.lower()
+    segments = _segments(without_style(base))
+    removed = _REMOVE.search(lowered)
+    what = None
+    if removed:
+        what, _, rest = re.split(r"(,| and | but )", removed.group("what") + ",", maxsplit=1)
+        what = " ".join(_segments(_description(what))) or what.strip()
+        segments = [s for s in segments if _head(s) != _head(what)]
+        negative = _join_unique([negative, what])
+        change = _segments(_description(lowered[: removed.start()] + " " + rest))
+    else:
+        change = _segments(_description(wish))
+    for segment in change:
+        segments = _merge(segments, segment)
+    return _with_style([*segments, *mood_terms(wish)]), negative, change, what
 
 
 # --- text rules of the fallback refiner ---------------------------------------------------------------
 def _latest_user_text(conversation: Sequence[ChatMessage]) -> str:
-    return next((m.content for m in reversed(conversation) if m.role == "user" and m.content.strip()), "")
+    texts = (without_injections(m.content) for m in reversed(conversation) if m.role == "user")
+    return next((text for text in texts if text.strip()), "")
 
 
 def _first_user_text(conversation: Sequence[ChatMessage]) -> str:
-    return next((m.content for m in conversation if m.role == "user" and m.content.strip()), "")
+    texts = (without_injections(m.content) for m in conversation if m.role == "user")
+    return next((text for text in texts if text.strip()), "")
 
 
 def _description(message: str) -> str:
     """The visual description in a message, with instruction wording removed."""
-    text = " ".join(message.split())
+    text = without_mood_clauses(" ".join(message.split()))
     text = _VARIATION.sub(" ", _SMALL.sub(" ", _LARGE.sub(" ", text.lower())))
     for pattern in _FILLER_RE:
         text = pattern.sub(" ", text)
@@ -157,9 +198,10 @@ def _segments(text: str) -> list[str]:
         target = _TARGET.fullmatch(" ".join(words))
         if target and set(target["adj"].split()) <= _ADJECTIVES:  # "cloak to a red one" -> "red cloak"
             words = [*target["adj"].split(), *target["noun"].split()]
-        if len(words) >= 2 and words[-1] in _ADJECTIVES and words[0] not in _ADJECTIVES and len(words) <= 4:
-            noun = [w for w in words[:-1] if w not in {"to", "into", "the"}]
-            words = [words[-1], *noun]
+        trailing = next(i for i in range(len(words), -1, -1) if i == 0 or words[i - 1] not in _ADJECTIVES)
+        if 0 < trailing < len(words) and len(words) <= 4:  # "hair red", "dress emerald green": adjectives first
+            noun = [w for w in words[:trailing] if w not in {"to", "into", "the"}]
+            words = [*words[trailing:], *noun]
         segment = " ".join(words)
         if segment and segment not in result:
             result.append(segment)
@@ -167,7 +209,8 @@ def _segments(text: str) -> list[str]:
 
 
 def _category(segment: str) -> str:
-    for name, words in (("time", _TIMES), ("pose", _POSES), ("holding", _HOLDS), ("weather", _WEATHER)):
+    kinds = (("time", _TIMES), ("pose", _POSES), ("holding", _HOLDS), ("place", _PLACES), ("weather", _WEATHER))
+    for name, words in kinds:
         if re.search(rf"\b(?:{words})\b", segment):
             return name
     if re.search(rf"\b(?:{_SEASONS})\b", segment):
@@ -190,7 +233,7 @@ def _merge(segments: list[str], change: str) -> list[str]:
     """Put `change` into the description: replace the term that sets the same attribute, else append."""
     category = _category(change)
     for index, old in enumerate(segments):
-        if _category(old) != category:
+        if _category(old) != category or (category == "place" and index == 0):  # the subject is not a setting
             continue
         segments = list(segments)
         segments[index] = _combine(old, change, category)
@@ -237,7 +280,7 @@ def _with_style(segments: list[str]) -> str:
     return _join_unique([*segments, *(t for t in STYLE_TERMS if not (lit and _category(t) == "light"))])
 
 
-def _without_style(prompt: str) -> str:
+def without_style(prompt: str) -> str:
     style = {s.lower() for s in STYLE_TERMS}
     return ", ".join(p for p in prompt.split(",") if p.strip().lower() not in style)
 
