@@ -64,6 +64,8 @@ class CaseResult:
     seconds: float
     plans: int
     final: Plan | None = None
+    llm_tokens: int = 0  # tokens the LLM generated for this case, and the seconds it took
+    llm_seconds: float = 0.0
 
     @property
     def passed(self) -> bool:
@@ -100,6 +102,12 @@ class EvalReport:
         return sum(r.seconds for r in self.results) / plans if plans else 0.0
 
     @property
+    def tokens_per_second(self) -> float | None:
+        """The LLM's generation speed over the whole set, or None for a refiner without a model."""
+        seconds = sum(r.llm_seconds for r in self.results)
+        return sum(r.llm_tokens for r in self.results) / seconds if seconds else None
+
+    @property
     def llm_share(self) -> float:
         """The share of final plans that the LLM made (the rest came from the fallback rules)."""
         plans = [r.final for r in self.results if r.final is not None]
@@ -114,6 +122,7 @@ class EvalReport:
             "overall_by_split": {split: _counts(*self.overall_of(split)) for split in ("dev", "holdout")},
             "seconds_per_plan": round(self.seconds_per_plan, 4),
             "llm_share": round(self.llm_share, 3),
+            "tokens_per_second": round(self.tokens_per_second, 2) if self.tokens_per_second else None,
             "cases": [
                 {
                     "id": r.case_id,
@@ -186,8 +195,10 @@ def run_case(refiner: Refiner, case: EvalCase) -> CaseResult:
     turns = _turns(case)
     state, conversation = case.state, [] if case.replay else list(case.messages[:-1])
     valid, failures, seconds, plan = True, [], 0.0, None
+    tokens, llm_seconds = 0, 0.0
     for message in turns:
         conversation.append(message)
+        timing = getattr(refiner, "last_timing", None)
         started = time.perf_counter()
         try:
             plan = refiner.refine(list(conversation), state)
@@ -196,6 +207,8 @@ def run_case(refiner: Refiner, case: EvalCase) -> CaseResult:
             checks = dict.fromkeys(_checked(case.expect), False)
             return CaseResult(case.id, case.split, checks, (f"raised {e!r}",), 0.0, 1)
         seconds += time.perf_counter() - started
+        if getattr(refiner, "last_timing", None) is not timing:  # the LLM ran for this plan
+            tokens, llm_seconds = tokens + refiner.last_timing.new_tokens, llm_seconds + refiner.last_timing.seconds  # type: ignore[attr-defined]
         if not _is_valid(plan, state):
             valid = False
             failures.append(f"invalid plan for {message.content[:40]!r}")
@@ -203,7 +216,10 @@ def run_case(refiner: Refiner, case: EvalCase) -> CaseResult:
         state = RefinerState(last_prompt=plan.prompt, last_negative_prompt=plan.negative_prompt, has_picture=True)
     assert plan is not None  # a case has at least one writer message to answer
     checks, reasons = score_plan(plan, case.expect)
-    return CaseResult(case.id, case.split, {"valid": valid, **checks}, (*failures, *reasons), seconds, len(turns), plan)
+    checks = {"valid": valid, **checks}
+    return CaseResult(
+        case.id, case.split, checks, (*failures, *reasons), seconds, len(turns), plan, tokens, llm_seconds
+    )
 
 
 def _turns(case: EvalCase) -> list[ChatMessage]:
@@ -279,6 +295,8 @@ def render_table(reports: Sequence[EvalReport]) -> str:
         )
     lines.append("| plans by the LLM | " + " | ".join(f"{r.llm_share:.0%}" for r in reports) + " |")
     lines.append("| seconds per plan | " + " | ".join(f"{r.seconds_per_plan:.3f}" for r in reports) + " |")
+    speeds = [f"{r.tokens_per_second:.1f}" if r.tokens_per_second else "–" for r in reports]
+    lines.append("| LLM tokens per second | " + " | ".join(speeds) + " |")
     return "\n".join(lines)
 
 

@@ -56,6 +56,7 @@ Picture: none
 Wish: a boy whose laughter is like spring
 Plan: new | a laughing boy, warm soft sunlight, fresh green and pastel colours
 """
+_STOP_WORDS = set("the and with draw make picture detailed illustration soft light now new".split())
 _PLAN_LINE = re.compile(r"^\s*(new|edit|variation)\b\s*([0-9]*\.?[0-9]+)?\s*\|?\s*(.*?)\s*$", re.IGNORECASE)
 
 
@@ -82,7 +83,10 @@ class FewShotRefiner(LLMRefiner):
         inputs = self.tokenizer(self.prompt_text(conversation, state), return_tensors="pt")
         answer = self._complete(inputs, lambda text: "\n" in text)
         line = answer.split("\n", 1)[0]
-        return plan_from_line(line if state.has_picture else "new |" + line, state)
+        plan = plan_from_line(line if state.has_picture else "new |" + line, state)
+        if plan.action is Action.NEW and not _content_words(plan.prompt) & _content_words(self._wish(conversation)):
+            raise PlanError(f"The refiner drew something the writer did not mention: {line[:80]!r}.")
+        return plan
 
     def _wish(self, conversation: Sequence[ChatMessage]) -> str:
         wish = next((m.content for m in reversed(conversation) if m.role == "user" and m.content.strip()), "")
@@ -110,6 +114,11 @@ def plan_from_line(line: str, state: RefinerState) -> Plan:
     else:
         prompt = base  # a variation, or an edit that named no change
     return validate_plan(Plan(prompt, negative, action, strength, "", source="llm"), state)
+
+
+def _content_words(text: str) -> set[str]:
+    """The words of three letters or more, singular, for telling whether a new prompt is about the wish at all."""
+    return {w.removesuffix("s") for w in re.findall(r"[^\W\d_]{3,}", text.lower())} - _STOP_WORDS
 
 
 def _one_line(text: str) -> str:

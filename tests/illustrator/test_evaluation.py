@@ -22,7 +22,7 @@ from illustrator.evaluation import (
     score_plan,
 )
 from illustrator.plan import Action, ChatMessage, Plan, RefinerState
-from illustrator.refiner import FallbackRefiner, Refiner
+from illustrator.refiner import FallbackRefiner, Refiner, Timing
 
 CASES = load_eval_set()
 
@@ -163,3 +163,15 @@ def test_the_evaluate_command_prints_the_table_and_writes_json(
     scores = json.loads(out.read_text())
     assert scores["refiner"] == "fallback" and len(scores["cases"]) == len(CASES)
     assert scores["properties"]["valid"] == {"passed": len(CASES), "checked": len(CASES)}
+
+
+def test_the_llm_speed_is_measured_from_the_refiners_timings() -> None:
+    class TimedRefiner(ReplayingRefiner):
+        def refine(self, conversation: Sequence[ChatMessage], state: RefinerState) -> Plan:
+            self.last_timing = Timing(seconds=0.5, new_tokens=10)
+            return super().refine(conversation, state)
+
+    assert evaluate(ReplayingRefiner(parrot), CASES[:3]).tokens_per_second is None
+    report = evaluate(TimedRefiner(parrot), CASES[:3])
+    assert report.tokens_per_second == pytest.approx(20.0)
+    assert "| LLM tokens per second | 20.0 |" in render_table([report])
