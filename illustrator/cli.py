@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from illustrator.errors import IllustratorError
+from illustrator.errors import IllustratorError, InvalidInput
 from illustrator.settings import DEFAULT_IMAGE_MODEL, DEFAULT_REFINER_MODEL, Settings
 
 logger = logging.getLogger(__name__)
@@ -40,6 +40,11 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         default=env.get("ILLUSTRATOR_OFFLINE", "") not in ("", "0"),
         help="use the built-in offline preset (tiny placeholder models) without trying the configured ones",
     )
+    parser.add_argument(
+        "--database-url",
+        default=env.get("ILLUSTRATOR_DATABASE_URL") or None,
+        help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/illustrator (default: SQLite in the data folder)",
+    )
     parser.add_argument("--device", default=env.get("ILLUSTRATOR_DEVICE", "auto"), help="auto, cpu, cuda, mps")
     parser.add_argument(
         "--dtype", default=env.get("ILLUSTRATOR_DTYPE", "auto"), help="auto, float32, float16, bfloat16"
@@ -52,11 +57,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     commands = parser.add_subparsers(dest="command", required=True)
 
+    env = os.environ
     serve = commands.add_parser("serve", help="serve the web app")
     _add_model_options(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to serve on (default: this machine only)")
     serve.add_argument("--port", type=int, default=int(os.environ.get("ILLUSTRATOR_PORT", 7860)))
     serve.add_argument("--listen", action="store_true", help="serve on the local network (host 0.0.0.0)")
+    serve.add_argument(
+        "--auth",
+        action="append",
+        default=[],
+        metavar="NAME:PASSWORD",
+        help="a login for the app (repeat for more); needed with --listen unless --no-login",
+    )
+    serve.add_argument(
+        "--password-file",
+        type=Path,
+        default=env.get("ILLUSTRATOR_PASSWORD_FILE") or None,
+        help="a file of logins, one NAME:PASSWORD per line",
+    )
+    serve.add_argument(
+        "--no-login", action="store_true", help="serve on the network without a login (anyone on it can use the app)"
+    )
+    serve.add_argument(
+        "--queue-size",
+        type=int,
+        default=int(env.get("ILLUSTRATOR_QUEUE_SIZE", 32)),
+        help="how many turns may wait to be drawn before writers are told the app is busy (default: 32)",
+    )
 
     refine = commands.add_parser("refine", help="read a conversation (JSON list of {role, content}) on stdin")
     _add_model_options(refine)
@@ -83,9 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Settings from the parsed command line (which already folded in the environment)."""
+    from illustrator.access import collect_logins
+
     host = "0.0.0.0" if getattr(args, "listen", False) else getattr(args, "host", "127.0.0.1")
+    if getattr(args, "queue_size", 32) < 1:
+        raise InvalidInput("--queue-size must be at least 1.")
     return Settings(
         data_dir=args.data_dir.expanduser().resolve(),
+        database_url=getattr(args, "database_url", None),
         image_model=args.image_model,
         refiner_model=args.refiner_model,
         offline=args.offline,
@@ -93,6 +126,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         dtype=args.dtype,
         host=host,
         port=getattr(args, "port", 7860),
+        queue_size=getattr(args, "queue_size", 32),
+        logins=collect_logins(getattr(args, "auth", []), getattr(args, "password_file", None)),
+        no_login=getattr(args, "no_login", False),
     )
 
 
@@ -104,8 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    settings = settings_from_args(args)
     try:
+        settings = settings_from_args(args)
         if args.command == "serve":
             return _serve(settings)
         if args.command == "refine":
@@ -119,16 +155,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(settings: Settings) -> int:
+    from illustrator.access import check_access
+
+    check_access(settings)  # before anything loads: no login on the network is refused at once
     import app
 
     if settings.host == "0.0.0.0":
-        logger.info("Serving on the local network: open http://%s:%d on another device", _lan_address(), settings.port)
+        from illustrator.web import lan_address
+
+        address = lan_address()
+        if address:
+            print(f"Serving on the local network: open http://{address}:{settings.port}/ on another device.")
+        else:
+            print("Serving on all interfaces, but this machine has no local network address right now.")
     app.main(settings)
     return 0
 
 
 def _refine(settings: Settings, args: argparse.Namespace) -> int:
-    from illustrator.errors import InvalidInput
     from illustrator.models import load_refiner_for
     from illustrator.plan import ChatMessage, RefinerState
 
@@ -164,8 +208,11 @@ def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _generate(settings: Settings, args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
     from illustrator.generator import GenerationParams
     from illustrator.models import load_generator
+    from storage.pngmeta import build_parameters_text, make_pnginfo
 
     notices: list[str] = []
     generator = load_generator(settings, notices)
@@ -182,21 +229,22 @@ def _generate(settings: Settings, args: argparse.Namespace) -> int:
         height=args.height or defaults.height,
     )
     picture = generator.text_to_image(params)
-    picture.image.save(args.output)
+    used = picture.params
+    parameters = build_parameters_text(
+        prompt=used.prompt,
+        negative_prompt=used.negative_prompt,
+        steps=used.steps,
+        sampler="Euler",
+        guidance_scale=used.guidance_scale,
+        seed=used.seed,
+        width=used.width,
+        height=used.height,
+        model=picture.model_name,
+    )
+    picture.image.save(args.output, pnginfo=make_pnginfo(parameters, {"params": asdict(used)}))
     placeholder = " (placeholder model: random noise, not a real picture)" if generator.is_placeholder else ""
     print(f"Wrote {args.output} in {picture.seconds:.2f} s{placeholder}")
     return 0
-
-
-def _lan_address() -> str:
-    import socket
-
-    try:
-        addresses = socket.gethostbyname_ex(socket.gethostname())[2]
-    except OSError:
-        addresses = []
-    lan = [a for a in addresses if not a.startswith("127.")]
-    return lan[0] if lan else "<this machine's address>"
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import threading
@@ -179,12 +180,14 @@ class Generator:
                     output_type="pil",
                     **inputs,
                 )
-            except torch.OutOfMemoryError as e:
-                logger.exception("Out of memory while drawing %s", params)
-                raise GenerationFailed(
-                    "The picture could not be drawn: the device ran out of memory. Try a smaller size."
-                ) from e
-            except (RuntimeError, ValueError) as e:
+            except (MemoryError, RuntimeError) as e:
+                if not is_out_of_memory(e):
+                    logger.exception("The image pipeline failed while drawing %s", params)
+                    raise GenerationFailed("The picture could not be drawn because the image model failed.") from e
+                logger.error("Out of memory while drawing %s: %s", params, e)
+                release_memory()
+                raise GenerationFailed(OUT_OF_MEMORY) from e
+            except ValueError as e:
                 logger.exception("The image pipeline failed while drawing %s", params)
                 raise GenerationFailed("The picture could not be drawn because the image model failed.") from e
         seconds = time.perf_counter() - started
@@ -196,6 +199,25 @@ class Generator:
             seconds=seconds,
             latents=steps.final_latents,
         )
+
+
+OUT_OF_MEMORY = "The picture could not be drawn: the computer ran out of memory. Try a smaller size or fewer steps."
+_OUT_OF_MEMORY_SIGNS = ("out of memory", "can't allocate memory", "cannot allocate memory", "not enough memory")
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether `error` says that the device or the computer ran out of memory (CUDA, MPS and CPU say it differently)."""
+    if isinstance(error, (MemoryError, torch.OutOfMemoryError)):
+        return True
+    text = str(error).lower()
+    return isinstance(error, RuntimeError) and any(sign in text for sign in _OUT_OF_MEMORY_SIGNS)
+
+
+def release_memory() -> None:
+    """Give back what a failed picture held, so that the next turn can run."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def steps_for_strength(steps: int, strength: float) -> int:

@@ -12,7 +12,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from illustrator.errors import InvalidInput, NotFound
+from illustrator.errors import GenerationFailed, InvalidInput, NotFound, StorageError
+from illustrator.images import PictureSource, load_picture
+from illustrator.inputs import check_message, check_options
 from illustrator.plan import Action, ChatMessage, Plan, RefinerState
 from illustrator.settings import Settings
 from storage.db import Database
@@ -51,7 +53,7 @@ class TurnOptions:
     negative_prompt: str | None = None
     prompt: str | None = None  # the writer's own version of the refined prompt
     base_picture_id: int | None = None  # continue from this picture instead of the latest (a branch)
-    start_image: Image.Image | None = None  # the writer's own starting picture
+    start_image: PictureSource | None = None  # the writer's own starting picture: a file's path or its bytes
 
 
 @dataclass(frozen=True)
@@ -201,8 +203,9 @@ class TurnService:
         options = options or TurnOptions()
         report = progress or (lambda fraction, text: None)
 
-        # 1. check inputs
-        text = self.check_message(text)
+        # 1. check inputs, before anything is stored: the message, the overrides, the starting picture
+        text = self.check_turn(text, options)
+        start = self._load_start_picture(options.start_image)
 
         # 2. store the writer's message first, so that it survives whatever happens next
         report(0.0, "Reading your message…")
@@ -221,7 +224,7 @@ class TurnService:
         state = RefinerState(
             last_prompt=base.prompt if base else None,
             last_negative_prompt=base.negative_prompt if base else None,
-            has_picture=base is not None or options.start_image is not None,
+            has_picture=base is not None or start is not None,
         )
         plan = self._apply_overrides(self._models.refiner().refine(conversation, state), options, state)
 
@@ -231,7 +234,7 @@ class TurnService:
         with self._cancel_lock:
             self._cancel_events[session_id] = cancel
         try:
-            drawn = self._draw(plan, base, options, report, preview, cancel)
+            drawn = self._draw(plan, base, options, start, report, preview, cancel)
         finally:
             with self._cancel_lock:
                 self._cancel_events.pop(session_id, None)
@@ -241,13 +244,22 @@ class TurnService:
         return self._save_turn(session_id, plan, drawn, base)
 
     def check_message(self, text: str) -> str:
-        """The message, stripped; InvalidInput if it is empty or too long."""
-        if not isinstance(text, str) or not text.strip():
-            raise InvalidInput("Please type a message first.")
-        limit = self._settings.max_message_chars
-        if len(text) > limit:
-            raise InvalidInput(f"That message is too long: {len(text)} characters (the limit is {limit}).")
-        return text.strip()
+        """The message, stripped; InvalidInput if it is empty, too long or holds control characters."""
+        return check_message(text, self._settings.max_message_chars)
+
+    def check_turn(self, text: str, options: TurnOptions | None = None) -> str:
+        """Check a turn's message, overrides and starting picture without running it; returns the message to send."""
+        text = self.check_message(text)
+        if options is not None:
+            check_options(options)
+            self._load_start_picture(options.start_image)
+        return text
+
+    def _load_start_picture(self, source: PictureSource | None) -> Image.Image | None:
+        if source is None:
+            return None
+        settings = self._settings
+        return load_picture(source, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_upload_pixels)
 
     def _base_picture(self, repo: SessionRepository, session_id: str, picture_id: int | None) -> PictureView | None:
         if picture_id is None:
@@ -278,11 +290,12 @@ class TurnService:
         plan: Plan,
         base: PictureView | None,
         options: TurnOptions,
+        start: Image.Image | None,
         report: Progress,
         preview: Preview | None,
         cancel: threading.Event,
     ) -> GeneratedPicture:
-        from illustrator.generator import GenerationParams
+        from illustrator.generator import OUT_OF_MEMORY, GenerationParams, is_out_of_memory, release_memory
 
         generator = self._models.generator()
         defaults = generator.defaults
@@ -306,15 +319,29 @@ class TurnService:
         def on_step(done: int, total: int) -> None:
             report(0.15 + 0.8 * done / max(total, 1), f"Drawing… step {done} of {total}")
 
-        if editing:
-            start = options.start_image if options.start_image is not None else self._open_base(base)
-            return generator.image_to_image(start, params, progress=on_step, cancel=cancel, preview=preview)
-        return generator.text_to_image(params, progress=on_step, cancel=cancel, preview=preview)
+        try:
+            if editing:
+                image = start if start is not None else self._open_base(base)
+                return generator.image_to_image(image, params, progress=on_step, cancel=cancel, preview=preview)
+            return generator.text_to_image(params, progress=on_step, cancel=cancel, preview=preview)
+        except (MemoryError, RuntimeError) as e:  # whichever generator it is, running out of memory reads the same
+            if not is_out_of_memory(e):
+                raise
+            logger.error("Out of memory while drawing: %s", e)
+            release_memory()
+            raise GenerationFailed(OUT_OF_MEMORY) from e
 
     def _open_base(self, base: PictureView | None) -> Image.Image:
         if base is None:
             raise InvalidInput("There is no picture to edit yet.")
-        return self._files.open_image(base.file_name)
+        try:
+            return self._files.open_image(base.file_name)
+        except (NotFound, StorageError) as e:
+            logger.error("Picture #%d (%s) cannot be read: %s", base.id, base.file_name, e)
+            raise StorageError(
+                f"Picture #{base.id}, the one to edit, is damaged or missing on disk; "
+                "choose “New picture” under the controls to go on."
+            ) from e
 
     def _save_turn(self, session_id: str, plan: Plan, drawn: GeneratedPicture, base: PictureView | None) -> TurnResult:
         params = drawn.params
@@ -380,28 +407,33 @@ class TurnService:
     # Views ---------------------------------------------------------------------------------------
 
     def _picture_view(self, picture: Picture) -> PictureView:
-        return PictureView(
-            id=picture.id,
-            session_id=picture.session_id,
-            file_name=picture.file_name,
-            path=self._files.root / picture.file_name,
-            turn=picture.turn,
-            prompt=picture.prompt,
-            negative_prompt=picture.negative_prompt,
-            action=picture.action,
-            strength=picture.strength,
-            seed=picture.seed,
-            steps=picture.steps,
-            guidance_scale=picture.guidance_scale,
-            width=picture.width,
-            height=picture.height,
-            model=picture.model,
-            parent_id=picture.parent_id,
-            created_at=picture.created_at,
-        )
+        return picture_view(picture, self._files.root)
 
     @staticmethod
     def _message_view(message: Message, pictures: dict[int, PictureView]) -> MessageView:
         plan = json.loads(message.plan_json) if message.plan_json else None
         picture = pictures.get(message.picture_id) if message.picture_id is not None else None
         return MessageView(message.id, message.role, message.content, message.turn, plan, picture)
+
+
+def picture_view(picture: Picture, pictures_root: Path) -> PictureView:
+    """A stored picture row as the UI shows it; its path is under the pictures folder."""
+    return PictureView(
+        id=picture.id,
+        session_id=picture.session_id,
+        file_name=picture.file_name,
+        path=pictures_root / picture.file_name,
+        turn=picture.turn,
+        prompt=picture.prompt,
+        negative_prompt=picture.negative_prompt,
+        action=picture.action,
+        strength=picture.strength,
+        seed=picture.seed,
+        steps=picture.steps,
+        guidance_scale=picture.guidance_scale,
+        width=picture.width,
+        height=picture.height,
+        model=picture.model,
+        parent_id=picture.parent_id,
+        created_at=picture.created_at,
+    )

@@ -24,11 +24,26 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 7860
     max_message_chars: int = 2000
+    max_upload_bytes: int = 20 * 1024 * 1024  # a starting picture's file
+    max_upload_pixels: int = 25_000_000  # a starting picture's width x height
+    queue_size: int = 32  # turns waiting to be drawn; one more is told at once that the app is busy
+    logins: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # (name, password) pairs for the login
+    no_login: bool = False  # serve on the network without a login, because the writer asked to
 
     @property
     def pictures_dir(self) -> Path:
         """Where picture files live."""
         return self.data_dir / "pictures"
+
+    @property
+    def thumbnails_dir(self) -> Path:
+        """Where the small copies of the pictures shown in lists and the gallery are cached."""
+        return self.data_dir / "thumbnails"
+
+    @property
+    def exports_dir(self) -> Path:
+        """Where session exports (zips) are written before they are downloaded."""
+        return self.data_dir / "exports"
 
     @property
     def models_dir(self) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import logging
@@ -37,9 +38,21 @@ class SavedFile:
     height: int
 
 
+_PLAIN_REASONS = {
+    errno.ENOSPC: "the disk is full; free some space and send your message again",
+    errno.EDQUOT: "the disk quota is used up; free some space and send your message again",
+    errno.EACCES: "the app may not write in the pictures folder; check its permissions",
+    errno.EPERM: "the app may not write in the pictures folder; check its permissions",
+    errno.EROFS: "the pictures folder is on a read-only disk",
+    errno.EEXIST: "something that is not a folder is in the way inside the pictures folder",
+    errno.ENOTDIR: "something that is not a folder is in the way inside the pictures folder",
+}
+
+
 def _reason(error: OSError) -> str:
-    """The operating system's short reason for a failure ("No space left on device")."""
-    return (error.strerror or str(error) or type(error).__name__).rstrip(".")
+    """A short, plain reason for a failure ("the disk is full; ..."), else the operating system's own words."""
+    plain = _PLAIN_REASONS.get(error.errno) if error.errno is not None else None
+    return plain or (error.strerror or str(error) or type(error).__name__).rstrip(".")
 
 
 def _fsync_folder(folder: Path) -> None:

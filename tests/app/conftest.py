@@ -25,11 +25,11 @@ def serve(data_dir: Path) -> Iterator[ServeFn]:
     """Start the app (offline preset, its own data folder); call again to restart it on the same data."""
     import app
 
-    running: list = []
+    running: list[app.Served] = []
 
     def start() -> str:
-        for demo in running:
-            demo.close()
+        for served in running:
+            served.close()
         running.clear()
         settings = Settings(data_dir=data_dir, offline=True, port=free_port())
         illustrator = app.wire(settings)
@@ -38,5 +38,5 @@ def serve(data_dir: Path) -> Iterator[ServeFn]:
         return f"http://127.0.0.1:{settings.port}/"
 
     yield start
-    for demo in running:
-        demo.close()
+    for served in running:
+        served.close()

@@ -64,8 +64,9 @@ def test_three_turns_then_restart_and_continue(serve: ServeFn, data_dir: Path) -
 
     # Restart the server on the same data folder: the session is listed and reopens whole.
     client = Client(serve(), verbose=False)
-    listed = client.predict(api_name="/list_sessions")
-    assert [session_id] == [choice[1] for choice in listed["choices"]]
+    rows, ids = client.predict(api_name="/list_sessions")
+    assert ids == [session_id]
+    assert "mermaid" in str(rows["samples"][0][1]).lower()
     chat, picture, details = client.predict(session_id, api_name="/open_session")
     assert [t for t in _texts(chat) if "lighthouse" in t]
     assert len(_pictures(chat)) == 3

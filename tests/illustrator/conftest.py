@@ -13,3 +13,12 @@ def tiny_pipeline_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from illustrator.offline_image import build_offline_image_model
 
     return build_offline_image_model(tmp_path_factory.mktemp("offline-image") / "model")
+
+
+@pytest.fixture(scope="session")
+def offline_generator(tmp_path_factory: pytest.TempPathFactory):
+    """The offline preset's Generator (tiny, seeded, CPU), loaded once for the whole test session."""
+    from illustrator.models import load_generator
+    from illustrator.settings import Settings
+
+    return load_generator(Settings(data_dir=tmp_path_factory.mktemp("offline-models"), offline=True), [])

@@ -143,8 +143,11 @@ def test_bad_input_stores_nothing(data_dir: Path, tiny_generator) -> None:
 def test_a_failed_picture_keeps_the_message_and_the_next_turn_works(data_dir: Path, tiny_generator) -> None:
     service, files = make_service(data_dir, tiny_generator, FallbackRefiner())
     first = service.send(None, "a castle on a hill")
-    with pytest.raises(InvalidInput, match="width"):
-        service.send(first.session_id, "make it taller", TurnOptions(width=70))
+    with pytest.raises(InvalidInput, match="width"):  # out of range: refused before anything is stored
+        service.send(first.session_id, "make it wider", TurnOptions(width=70))
+    assert [m.content for m in service.open_session(first.session_id).messages][-1] != "make it wider"
+    with pytest.raises(InvalidInput, match="strength"):  # fails while drawing: the message is kept
+        service.send(first.session_id, "make it taller", TurnOptions(action=Action.EDIT, strength=0.001))
     view = service.open_session(first.session_id)
     assert view.messages[-1].content == "make it taller"
     assert view.current_picture is not None and view.current_picture.id == first.picture.id

@@ -60,7 +60,7 @@ def test_a_full_disk_gives_a_plain_storage_error_and_leaves_nothing(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", full_disk)
-    with pytest.raises(StorageError, match=r"^Could not save the picture: No space left on device\.$"):
+    with pytest.raises(StorageError, match=r"^Could not save the picture: the disk is full; free some space and send"):
         _save(files)
     assert _all_files(files.root) == []
 

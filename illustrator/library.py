@@ -1,0 +1,193 @@
+"""The writer's library: session cards, the gallery in pages of thumbnails, share links, and imported pictures."""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import IO
+
+from illustrator.errors import IllustratorError, InvalidInput, NotFound
+from illustrator.export import export_session
+from illustrator.service import PictureView, SessionSummary, SessionView, TurnService, picture_view
+from storage.db import Database
+from storage.files import PictureFiles
+from storage.pngmeta import parse_parameters_text, read_png_metadata
+from storage.repository import SessionRepository
+from storage.thumbnails import Thumbnails
+
+logger = logging.getLogger(__name__)
+
+PER_PAGE = 60
+
+
+@dataclass(frozen=True)
+class PicturePage:
+    """One page of the gallery, newest or first drawn first, with a thumbnail for each picture (None if missing)."""
+
+    pictures: list[PictureView]
+    thumbnails: list[Path | None]
+    page: int  # 1-based
+    pages: int
+    total: int
+
+
+@dataclass(frozen=True)
+class ImportedPicture:
+    """The parameters read back from a picture file; None where the file does not say."""
+
+    prompt: str
+    negative_prompt: str
+    seed: int | None
+    steps: int | None
+    width: int | None
+    height: int | None
+    strength: float | None
+    guidance_scale: float | None
+    model: str | None
+    session_id: str | None  # set when the picture was made by Illustrator
+    turn: int | None
+    parent_id: int | None
+
+    @property
+    def made_here(self) -> bool:
+        """Whether Illustrator made the picture (it carries our own JSON, not only the A1111 text)."""
+        return self.session_id is not None
+
+
+def read_imported_picture(file: str | Path | IO[bytes]) -> ImportedPicture:
+    """The generation parameters embedded in a PNG (ours or any A1111-compatible tool's); InvalidInput if none."""
+    metadata = read_png_metadata(file)
+    text = metadata["parameters"]
+    ours = metadata["illustrator"] or {}
+    if not text:
+        raise InvalidInput("That picture carries no generation parameters (it was not made by Illustrator).")
+    values = parse_parameters_text(text)
+    session_id = ours.get("session_id")
+    turn = ours.get("turn")
+    parent_id = ours.get("parent_id")
+    return ImportedPicture(
+        prompt=values["prompt"],
+        negative_prompt=values["negative_prompt"],
+        seed=values["seed"],
+        steps=values["steps"],
+        width=values["width"],
+        height=values["height"],
+        strength=values["strength"],
+        guidance_scale=values["guidance_scale"],
+        model=values["model"],
+        session_id=session_id if isinstance(session_id, str) else None,
+        turn=turn if isinstance(turn, int) else None,
+        parent_id=parent_id if isinstance(parent_id, int) else None,
+    )
+
+
+class Library:
+    """Queries over all the writer's sessions and pictures; one database session per call, as TurnService."""
+
+    def __init__(
+        self,
+        service: TurnService,
+        db: Database,
+        files: PictureFiles,
+        thumbnails: Thumbnails,
+        exports: Path | None = None,
+    ) -> None:
+        self._service = service
+        self._db = db
+        self._files = files
+        self._thumbnails = thumbnails
+        self._exports = exports  # where export zips wait to be downloaded, one folder per session
+
+    # Sessions ------------------------------------------------------------------------------------
+
+    def list_sessions(self, query: str | None = None, limit: int = 100) -> list[SessionSummary]:
+        """Sessions, most recently used first, each with the thumbnail of the picture it ended on."""
+        summaries = []
+        for summary in self._service.list_sessions(query, limit):
+            thumbnail = None
+            if summary.thumbnail is not None:
+                thumbnail = self._thumbnail_of(summary.thumbnail.relative_to(self._files.root.resolve()).as_posix())
+            summaries.append(replace(summary, thumbnail=thumbnail))
+        return summaries
+
+    def delete_session(self, session_id: str) -> None:
+        """Delete a session, its messages, its picture files and their thumbnails."""
+        with self._db.session() as db:
+            names = [p.file_name for p in SessionRepository(db).list_pictures(session_id, limit=None)]
+        self._service.delete_session(session_id)
+        for name in names:
+            self._thumbnails.delete(name)
+        if self._exports is not None:
+            shutil.rmtree(self._exports / session_id, ignore_errors=True)
+
+    def export(self, session_id: str) -> Path:
+        """The session as a zip (storyboard and original pictures), replacing its earlier export."""
+        if self._exports is None:
+            raise InvalidInput("Exports are not set up in this app.")
+        view = self._service.open_session(session_id)
+        folder = self._exports / view.id  # an id checked by open_session: 32 hex digits, never a path
+        shutil.rmtree(folder, ignore_errors=True)
+        return export_session(view, folder)
+
+    # The gallery ---------------------------------------------------------------------------------
+
+    def pictures(self, session_id: str | None = None, page: int = 1, per_page: int = PER_PAGE) -> PicturePage:
+        """One page of a session's pictures in the order they were drawn, or of all pictures, newest first."""
+        if not 1 <= per_page <= 200:
+            raise InvalidInput(f"`per_page` must be between 1 and 200, not {per_page}.")
+        with self._db.session() as db:
+            repo = SessionRepository(db)
+            total = repo.count_pictures(session_id)
+            pages = max(1, math.ceil(total / per_page))
+            page = min(max(1, int(page)), pages)
+            rows = repo.list_pictures(session_id, limit=per_page, offset=(page - 1) * per_page)
+            views = [picture_view(row, self._files.root) for row in rows]
+        return PicturePage(views, [self._thumbnail_of(v.file_name) for v in views], page, pages, total)
+
+    def thumbnail(self, picture: PictureView) -> Path | None:
+        """The picture's small WebP copy (made on first use), or None when the picture file is missing."""
+        return self._thumbnail_of(picture.file_name)
+
+    def _thumbnail_of(self, file_name: str) -> Path | None:
+        try:
+            return self._thumbnails.path(file_name)
+        except IllustratorError as e:
+            logger.warning("No thumbnail for picture file %s: %s", file_name, e)
+            return None
+
+    # Share links ---------------------------------------------------------------------------------
+
+    def share(self, session_id: str) -> str:
+        """The unguessable token of the session's read-only link (the same token until it is revoked)."""
+        with self._db.transaction() as db:
+            return SessionRepository(db).share_session(session_id)
+
+    def unshare(self, session_id: str) -> None:
+        """Revoke the session's link: the old token stops working at once."""
+        with self._db.transaction() as db:
+            SessionRepository(db).unshare_session(session_id)
+
+    def share_token(self, session_id: str) -> str | None:
+        """The session's current share token, or None when it is not shared."""
+        with self._db.session() as db:
+            return SessionRepository(db).get_session(session_id).share_token
+
+    def shared_session(self, token: str) -> SessionView:
+        """The session behind a share link; NotFound for a wrong or revoked token."""
+        with self._db.session() as db:
+            session_id = SessionRepository(db).get_shared_session(token).id
+        return self._service.open_session(session_id)
+
+    def shared_picture(self, token: str, picture_id: int) -> Path:
+        """The file of a picture of the shared session; NotFound for any other picture, or a wrong token."""
+        with self._db.session() as db:
+            repo = SessionRepository(db)
+            session_id = repo.get_shared_session(token).id
+            picture = repo.get_picture(picture_id)
+            if picture.session_id != session_id:
+                raise NotFound("That picture does not exist.")
+            file_name = picture.file_name
+        return self._files.path(file_name)

@@ -1,0 +1,70 @@
+"""Fixtures for the hardening tests: the real app on a free port, with the offline models built once per run."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from illustrator.settings import Settings
+from tests.app.conftest import free_port
+
+Start = Callable[..., tuple[str, Any]]
+
+
+@pytest.fixture(scope="session")
+def shared_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The offline preset's two tiny models, built once and linked into every data folder (they are read-only)."""
+    from illustrator.offline import build_offline_refiner_model
+    from illustrator.offline_image import build_offline_image_model
+
+    folder = tmp_path_factory.mktemp("shared-models")
+    build_offline_image_model(folder / "offline-image")
+    build_offline_refiner_model(folder / "offline-refiner")
+    return folder
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, shared_models: Path) -> Path:
+    """A fresh data folder whose `models` folder is the shared, already built offline preset."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "models").symlink_to(shared_models, target_is_directory=True)
+    return folder
+
+
+@pytest.fixture
+def start_app(data_dir: Path) -> Iterator[Start]:
+    """Start the app in this process: `start(**settings)` -> (url, the wired Illustrator); stopped after the test."""
+    import app
+
+    running: list[Any] = []
+
+    def start(**overrides: Any) -> tuple[str, Any]:
+        # the built-in rules refine: the untrained offline LLM would spend seconds per turn on noise
+        settings = Settings(data_dir=data_dir, offline=True, refiner_model="none", port=free_port())
+        settings = replace(settings, **overrides)
+        illustrator = app.wire(settings)
+        illustrator.models.wait(timeout=120)
+        running.append(app.launch(illustrator, prevent_thread_lock=True, quiet=True))
+        return f"http://127.0.0.1:{settings.port}/", illustrator
+
+    yield start
+    for demo in running:
+        demo.close()
+
+
+def rows(data_dir: Path, sql: str, *params: Any) -> list[tuple]:
+    """Rows straight from the database file, as another program would read them."""
+    with sqlite3.connect(data_dir / "illustrator.db") as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def picture_files(data_dir: Path) -> list[Path]:
+    """Every file under the pictures folder, temp files included."""
+    root = data_dir / "pictures"
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
