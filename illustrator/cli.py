@@ -139,6 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(refine)
     refine.add_argument("--last-prompt", default=None, help="the prompt of the picture the next turn would edit")
 
+    evaluate = commands.add_parser("evaluate", help="score the refiner on the evaluation set (a table per property)")
+    _add_model_options(evaluate)
+    evaluate.add_argument(
+        "--set", type=Path, default=None, help="evaluation set (default: assets/eval/refiner_eval.json)"
+    )
+    evaluate.add_argument("--json", type=Path, default=None, help="also write the full results (every plan) here")
+
     generate = commands.add_parser("generate", help="draw one picture from a prompt into a PNG file")
     _add_model_options(generate)
     generate.add_argument("prompt")
@@ -200,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(settings)
         if args.command == "refine":
             return _refine(settings, args)
+        if args.command == "evaluate":
+            return _evaluate(settings, args)
         return _generate(settings, args)
     except IllustratorError as e:
         print(f"illustrator: {e}", file=sys.stderr)
@@ -239,6 +248,23 @@ def _refine(settings: Settings, args: argparse.Namespace) -> int:
         logger.warning(notice)
     state = RefinerState(last_prompt=args.last_prompt, has_picture=args.last_prompt is not None)
     print(json.dumps(refiner.refine(conversation, state).to_dict(), indent=2))
+    return 0
+
+
+def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
+    from illustrator.evaluation import DEFAULT_EVAL_SET, evaluate, load_eval_set, render_failures, render_table
+    from illustrator.models import load_refiner_for
+
+    cases = load_eval_set(args.set or DEFAULT_EVAL_SET)
+    notices: list[str] = []
+    refiner = load_refiner_for(settings, notices)
+    for notice in notices:
+        logger.warning(notice)
+    report = evaluate(refiner, cases)
+    print(render_table([report]))
+    print(f"\nFailed cases ({len(cases) - report.overall[0]} of {len(cases)}):\n{render_failures(report)}")
+    if args.json:
+        args.json.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return 0
 
 

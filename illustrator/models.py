@@ -205,17 +205,23 @@ def _with_overrides(pipelines: ImagePipelines, settings: Settings) -> ModelDefau
 
 def load_refiner_for(settings: Settings, notices: list[str]) -> Refiner:
     """The configured refiner LLM, or the offline preset (with a notice) when it cannot be had."""
+    from illustrator.devices import choose_device_and_dtype
+    from illustrator.fewshot import FewShotRefiner
     from illustrator.offline import build_offline_refiner_model
     from illustrator.refiner import FallbackRefiner, LLMRefiner
-    from illustrator.refiner_loading import load_refiner
+    from illustrator.refiner_loading import GEMMA_270M, load_refiner, prepare_gemma_270m
 
     source = settings.refiner_model
     if source == NO_REFINER:
         return FallbackRefiner()
     if not settings.offline and source != OFFLINE_MODEL:
         try:
-            model, tokenizer = load_refiner(source, dtype=refiner_dtype())
-            return LLMRefiner(model, tokenizer, name=source, fallback=FallbackRefiner())
+            location = str(prepare_gemma_270m(settings.models_dir)) if source == GEMMA_270M else source
+            device, dtype = choose_device_and_dtype(settings.device, settings.dtype)
+            model, tokenizer = load_refiner(location, device=str(device), dtype=dtype)
+            # A base model (no chat template, like gemma-3-270m) continues a few-shot text instead of chatting.
+            refiner_class = LLMRefiner if tokenizer.chat_template else FewShotRefiner
+            return refiner_class(model, tokenizer, name=source, fallback=FallbackRefiner())
         except ModelUnavailable as e:
             logger.warning("Falling back to the offline refiner: %s", e)
             notices.append(f"{e} Running the refiner on the offline preset instead.")
@@ -223,12 +229,3 @@ def load_refiner_for(settings: Settings, notices: list[str]) -> Refiner:
     model, tokenizer = load_refiner(str(folder))
     # The preset's byte-level tokenizer spends a token per character: give it room for the instructions.
     return LLMRefiner(model, tokenizer, name="offline preset", fallback=FallbackRefiner(), max_context_tokens=4096)
-
-
-def refiner_dtype() -> torch.dtype:
-    """bfloat16 on CPUs that compute it natively (the prompt is read twice as fast as in float32), else float32."""
-    import torch
-
-    from illustrator.devices import cpu_supports_bf16
-
-    return torch.bfloat16 if cpu_supports_bf16() else torch.float32
