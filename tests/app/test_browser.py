@@ -135,7 +135,9 @@ def test_a_share_link_opens_that_session_only_in_a_fresh_browser(serve: ServeFn,
     shared = friend.new_page()
     response = shared.goto(link)
     assert response is not None and response.status == 200
-    shared.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0)", timeout=30_000)
+    # The share page's CSP forbids eval, so wait with the load event rather than a polled JS expression.
+    shared.wait_for_load_state("load")
+    assert all(width > 0 for width in shared.locator("img").evaluate_all("images => images.map(i => i.naturalWidth)"))
     text = shared.locator("body").inner_text()
     assert "a mermaid sitting near a waterfall under a starlit sky" in text and "Picture #1" in text
     assert "lighthouse" not in text.lower()
