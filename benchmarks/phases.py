@@ -311,6 +311,14 @@ def measure_parts(context: OursContext, image_folder: Path, options: Options) ->
         "max_new_tokens": refiner.max_new_tokens,
         "dtype": str(refiner.model.dtype).removeprefix("torch."),
     }
+    # the same rewrite without prompt-lookup decoding, with the kept system-prompt cache instead, and with neither
+    lookup, kept = refiner.prompt_lookup_tokens, refiner.cache_prefix
+    for key, lookup_tokens, keep in (("llm_rewrite_prefix_cache", 0, True), ("llm_rewrite_plain", 0, False)):
+        refiner.prompt_lookup_tokens, refiner.cache_prefix = lookup_tokens, keep
+        figure = timed(lambda: refiner.refine(conversation, RefinerState()), repeats=repeats, warmup=warmup, sync=sync)
+        parts[key] = {**figure.to_dict(), "prefill_tokens": refiner.last_prefill_tokens}
+    refiner.prompt_lookup_tokens, refiner.cache_prefix = lookup, kept
+    parts["llm_rewrite"]["prompt_lookup_tokens"] = lookup
     if refiner.model.dtype != torch.bfloat16 and device.type == "cpu":  # what bf16 would give the refiner here
         original = refiner.model.dtype
         refiner.model.to(torch.bfloat16)

@@ -9,6 +9,8 @@ from typing import Any
 
 PART_NAMES = {
     "llm_rewrite": "LLM rewrite (refiner)",
+    "llm_rewrite_prefix_cache": "LLM rewrite without prompt lookup, system prompt's KV cache kept",
+    "llm_rewrite_plain": "LLM rewrite, plain greedy decoding (neither)",
     "llm_rewrite_bf16": "LLM rewrite, refiner in bfloat16",
     "text_encode": "text encoding",
     "unet_step": "UNet, one step",
@@ -117,8 +119,11 @@ def _parts_table(results: dict[str, Any]) -> list[str]:
             note = (
                 f"{figure['dtype']}: {figure['prompt_tokens']} prompt tokens (prefill {figure['prefill_s']:.2f} s), "
                 f"{figure['new_tokens']} new tokens at {figure['tokens_per_s']:.1f} tokens/s; an answer that "
-                f"hits the {figure['max_new_tokens']}-token limit: {figure['bound_s']:.1f} s"
+                f"hits the {figure['max_new_tokens']}-token limit: {figure['bound_s']:.1f} s; prompt lookup "
+                f"{figure.get('prompt_lookup_tokens', 0)} tokens"
             )
+        elif "prefill_tokens" in figure:
+            note = f"same answer; prefill of {figure['prefill_tokens']} prompt tokens"
         rows.append(f"| {name} | {_s(figure['median_s'])} | {_runs(figure)} | {note} |")
     return rows
 

@@ -63,8 +63,17 @@ _PLAN_LINE = re.compile(r"^\s*(new|edit|variation)\b\s*([0-9]*\.?[0-9]+)?\s*\|?\
 class FewShotRefiner(LLMRefiner):
     """The LLM refiner for base models (no chat template): few-shot examples, then the plan line it continues."""
 
-    def __init__(self, *args: object, max_new_tokens: int = 96, **kwargs: object) -> None:
-        super().__init__(*args, max_new_tokens=max_new_tokens, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self, *args: object, max_new_tokens: int = 96, prompt_lookup_tokens: int = 0, **kwargs: object
+    ) -> None:
+        # Its answer is one short line after over a thousand tokens of examples: the kept cache of the examples saves
+        # far more than prompt lookup would (and transformers cannot do both at once; see LLMRefiner).
+        super().__init__(
+            *args,
+            max_new_tokens=max_new_tokens,
+            prompt_lookup_tokens=prompt_lookup_tokens,
+            **kwargs,  # type: ignore[arg-type]
+        )
 
     def prompt_text(self, conversation: Sequence[ChatMessage], state: RefinerState) -> str:
         """The exact text the model continues: the examples, the current picture, the latest wish."""
@@ -72,6 +81,10 @@ class FewShotRefiner(LLMRefiner):
         forced = "" if state.has_picture else " new |"  # without a picture the action can only be new
         wish = _one_line(self._wish(conversation))
         return f"{FEW_SHOT_PROMPT}\nPicture: {_one_line(picture)}\nWish: {wish}\nPlan:{forced}"
+
+    def fixed_prefix_ids(self) -> list[int]:
+        """The tokens every prompt starts with: the few-shot examples."""
+        return list(self.tokenizer(FEW_SHOT_PROMPT)["input_ids"])
 
     def refine(self, conversation: Sequence[ChatMessage], state: RefinerState) -> Plan:
         """Ask the model for a plan line; a wish with nothing to draw, or an unusable line, goes to the fallback."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -23,6 +25,15 @@ class Timing(NamedTuple):
 
     seconds: float
     new_tokens: int
+
+
+class _Prefix(NamedTuple):
+    """The KV cache of the fixed start of every prompt, for the model in the dtype and device it was computed in."""
+
+    ids: list[int]
+    cache: Any
+    dtype: Any
+    device: Any
 
 
 class Refiner:
@@ -58,6 +69,8 @@ class LLMRefiner(Refiner):
         fallback: Refiner | None = None,
         max_new_tokens: int = 160,
         max_context_tokens: int = 2048,
+        prompt_lookup_tokens: int = 10,
+        cache_prefix: bool = True,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -66,6 +79,16 @@ class LLMRefiner(Refiner):
         self.max_new_tokens = max_new_tokens
         self.max_context_tokens = max_context_tokens
         self.last_timing: Timing | None = None
+        # Speed-ups that leave the greedy answer as it is: candidates copied from the prompt (prompt-lookup decoding,
+        # verified by the model), or the KV cache of the fixed start of every prompt (the system prompt) kept.
+        # Not both: transformers' assisted decoding (5.24) feeds the whole prompt on its first pass even when the
+        # cache already holds its start, so a kept cache would be doubled, not used. Prompt lookup saves more here
+        # (a plan copies much of its prompt); a refiner with a long fixed prompt and short answers keeps the cache.
+        self.prompt_lookup_tokens = prompt_lookup_tokens
+        self.cache_prefix = cache_prefix
+        self.last_prefill_tokens = 0  # prompt tokens the last call computed (the rest came from the kept cache)
+        self._prefix: _Prefix | None = None
+        self._prefix_lock = threading.Lock()
 
     def refine(self, conversation: Sequence[ChatMessage], state: RefinerState) -> Plan:
         """Ask the model for a plan; any unusable answer or generation error hands over to the fallback."""
@@ -124,7 +147,15 @@ class LLMRefiner(Refiner):
         inputs = inputs.to(self.model.device)
         prompt_length = inputs["input_ids"].shape[1]
         started = time.perf_counter()
+        extra: dict[str, Any] = {}
+        if self.prompt_lookup_tokens > 0:
+            extra["prompt_lookup_num_tokens"] = self.prompt_lookup_tokens
         with torch.inference_mode():
+            use_kept = self.cache_prefix and self.prompt_lookup_tokens <= 0
+            past = self._kept_prefix(inputs["input_ids"]) if use_kept else None
+            if past is not None:
+                extra[_cache_keyword(self.model)] = past
+            self.last_prefill_tokens = prompt_length - (past.get_seq_length() if past is not None else 0)
             output = self.model.generate(
                 **inputs,
                 max_new_tokens=self.max_new_tokens,
@@ -134,10 +165,67 @@ class LLMRefiner(Refiner):
                 top_k=None,
                 pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
                 stopping_criteria=[_stop_when(done, self.tokenizer, prompt_length)],
+                **extra,
             )
-        new_tokens = output[0, prompt_length:]
-        self.last_timing = Timing(seconds=time.perf_counter() - started, new_tokens=int(new_tokens.shape[0]))
+        new_tokens = self._until_done(output[0, prompt_length:].tolist(), done)
+        self.last_timing = Timing(seconds=time.perf_counter() - started, new_tokens=len(new_tokens))
         return str(self.tokenizer.decode(new_tokens, skip_special_tokens=True))
+
+    def _until_done(self, tokens: list[int], done: Callable[[str], bool]) -> list[int]:
+        """The tokens up to where plain greedy decoding stops: the first end token, or where `done` first holds.
+
+        Prompt-lookup decoding accepts several tokens per step, so it can run past both; cutting here gives the
+        very answer plain greedy decoding gives.
+        """
+        ends = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id} - {None}
+        end = next((i for i, token in enumerate(tokens) if token in ends), len(tokens))
+        tokens = tokens[:end]
+        if not done(self.tokenizer.decode(tokens, skip_special_tokens=True)):
+            return tokens
+        return next(
+            tokens[:n]
+            for n in range(1, len(tokens) + 1)
+            if done(self.tokenizer.decode(tokens[:n], skip_special_tokens=True))
+        )
+
+    def fixed_prefix_ids(self) -> list[int]:
+        """The tokens every prompt starts with (the system prompt in the chat template); [] when unknown."""
+        try:
+            ids = self.tokenizer.apply_chat_template(
+                [{"role": "system", "content": SYSTEM_PROMPT}], add_generation_prompt=False, return_dict=True
+            )["input_ids"]
+        except Exception:  # a template without a system role: no prefix is kept
+            return []
+        return list(ids)
+
+    def _kept_prefix(self, input_ids: Any) -> Any:
+        """A copy of the KV cache of the prompt's fixed start (computed once), or None when there is none to use."""
+        ids = input_ids[0].tolist()
+        with self._prefix_lock:
+            kept = self._prefix
+            if kept is None or kept.dtype != self.model.dtype or kept.device != self.model.device:
+                kept = self._prefix = self._compute_prefix(ids)
+            if kept is None or len(kept.ids) >= len(ids) or ids[: len(kept.ids)] != kept.ids:
+                return None
+            return copy.deepcopy(kept.cache)
+
+    def _compute_prefix(self, ids: list[int]) -> _Prefix | None:
+        """The KV cache of the longest common start of `ids` and the fixed prefix's own tokens (at least 16)."""
+        from transformers import DynamicCache
+
+        fixed = self.fixed_prefix_ids()
+        length = next(
+            (i for i, (a, b) in enumerate(zip(fixed, ids, strict=False)) if a != b), min(len(fixed), len(ids))
+        )
+        length = min(length, len(ids) - 1)  # generate needs at least one prompt token of its own
+        if length < 16:
+            return None
+        import torch
+
+        cache = DynamicCache(config=self.model.config)
+        prefix = torch.tensor([ids[:length]], device=self.model.device)
+        self.model(input_ids=prefix, use_cache=True, **{_cache_keyword(self.model): cache})
+        return _Prefix(ids[:length], cache, self.model.dtype, self.model.device)
 
     def _count_tokens(self, messages: list[dict[str, str]]) -> int:
         encoded = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)
@@ -215,6 +303,13 @@ def _quote(text: str) -> str:
 
 def _holds_json_object(text: str) -> bool:
     return "{" in text and text.count("{") <= text.count("}")
+
+
+def _cache_keyword(model: Any) -> str:
+    """How this transformers version names the KV cache argument (`cache` from 5.x on, `past_key_values` before)."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(type(model).forward).parameters else "past_key_values"
 
 
 def _stop_when(done: Callable[[str], bool], tokenizer: Any, prompt_length: int) -> Any:
