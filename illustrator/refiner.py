@@ -156,17 +156,25 @@ class LLMRefiner(Refiner):
             if past is not None:
                 extra[_cache_keyword(self.model)] = past
             self.last_prefill_tokens = prompt_length - (past.get_seq_length() if past is not None else 0)
-            output = self.model.generate(
-                **inputs,
-                max_new_tokens=self.max_new_tokens,
-                do_sample=False,
-                temperature=None,
-                top_p=None,
-                top_k=None,
-                pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
-                stopping_criteria=[_stop_when(done, self.tokenizer, prompt_length)],
-                **extra,
-            )
+            settings: dict[str, Any] = {
+                "max_new_tokens": self.max_new_tokens,
+                "do_sample": False,
+                "temperature": None,
+                "top_p": None,
+                "top_k": None,
+                "pad_token_id": self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+                "stopping_criteria": [_stop_when(done, self.tokenizer, prompt_length)],
+            }
+            try:
+                output = self.model.generate(**inputs, **settings, **extra)
+            except ValueError:
+                if "prompt_lookup_num_tokens" not in extra:
+                    raise
+                # a model whose cache cannot be rolled back (recurrent or sliding layers) refuses assisted decoding
+                logger.warning("Refiner %s cannot use prompt-lookup decoding; decoding plainly.", self.name)
+                self.prompt_lookup_tokens = 0
+                self.cache_prefix = False  # nor would its cache be a KV cache to keep
+                output = self.model.generate(**inputs, **settings)
         new_tokens = self._until_done(output[0, prompt_length:].tolist(), done)
         self.last_timing = Timing(seconds=time.perf_counter() - started, new_tokens=len(new_tokens))
         return str(self.tokenizer.decode(new_tokens, skip_special_tokens=True))

@@ -161,3 +161,17 @@ def test_the_few_shot_refiner_keeps_its_examples_cached_and_writes_the_same_line
                 0 < refiner.last_prefill_tokens < 200
             )  # the few-shot examples (over 1,000 tokens) came from the cache
     assert all(line == lines["plain"] for line in lines.values()), lines
+
+
+def test_a_model_that_refuses_prompt_lookup_decodes_plainly(tiny_llm: tuple[Any, Any]) -> None:
+    from transformers import MambaConfig, MambaForCausalLM
+
+    _, tokenizer = tiny_llm
+    torch.manual_seed(0)
+    model = MambaForCausalLM(MambaConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1)).eval()
+    messages = LLMRefiner(model, tokenizer, name="x").build_messages([ChatMessage("user", "a fox")], RefinerState())
+    plain = LLMRefiner(model, tokenizer, name="plain", max_new_tokens=12, prompt_lookup_tokens=0, cache_prefix=False)
+    refiner = LLMRefiner(model, tokenizer, name="stateful", max_new_tokens=12)
+    assert refiner._generate_text(messages) == plain._generate_text(messages)  # a stateful model: no assisted decoding
+    assert refiner.prompt_lookup_tokens == 0 and not refiner.cache_prefix
+    assert refiner._generate_text(messages) == plain._generate_text(messages)
