@@ -157,8 +157,11 @@ def load_generator(settings: Settings, notices: list[str]) -> Generator:
     folder = build_offline_image_model(settings.models_dir / "offline-image")
     # the preset has its own tiny TAESD: a published one would work too, but it may not be on this machine
     preset_fast_decoder = None if fast_decoder is None else str(folder / FAST_DECODER_SUBFOLDER)
+    # The preset's untrained TAESD decodes to nearly black squares that cannot be told apart, and its tiny VAE costs
+    # no more: unless the writer asked for a decoder, its pictures come from the VAE (the TAESD still draws previews).
+    preset_decoder = "full" if settings.decoder == AUTO else decoder
     pipelines = load_image_pipeline(
-        str(folder), device=device, dtype=dtype, fast_decoder=preset_fast_decoder, decoder=decoder
+        str(folder), device=device, dtype=dtype, fast_decoder=preset_fast_decoder, decoder=preset_decoder
     )
     pipelines.defaults = _with_overrides(pipelines, settings)
     return Generator(pipelines, model_name="offline preset", is_placeholder=True, device=device, dtype=dtype)

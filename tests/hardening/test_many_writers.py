@@ -71,7 +71,8 @@ def test_eleven_writers_at_once_each_see_only_their_own(start_app: Start, data_d
         f"session list while drawing: {len(latencies)} calls, median {latencies[len(latencies) // 2]:.3f} s, "
         f"slowest {latencies[-1]:.3f} s"
     )
-    assert latencies[len(latencies) // 2] < 1.0 and latencies[-1] < 5.0
+    # generous bounds: a busy queue must not stall browsing (a stalled list would take the whole turn time)
+    assert latencies[len(latencies) // 2] < 2.0 and latencies[-1] < 10.0
 
 
 def test_a_full_queue_is_told_so_at_once(start_app: Start, data_dir: Path) -> None:
@@ -93,7 +94,7 @@ def test_a_full_queue_is_told_so_at_once(start_app: Start, data_dir: Path) -> No
         message, seconds = str(e), time.perf_counter() - started
     else:
         raise AssertionError("the third turn was not turned away")
-    assert seconds < 3 and "Queue is full" in message, (seconds, message)
+    assert seconds < 5 and "Queue is full" in message, (seconds, message)
     assert_plain(message)
     # What the page's own script receives: HTTP 503 with one sentence (the page shows "This application is
     # currently busy. Please try again.").

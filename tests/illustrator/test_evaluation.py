@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -132,10 +131,8 @@ def test_strength_is_checked_only_on_edits() -> None:
     assert score_plan(Plan("a", "", Action.NEW, None, ""), expect)[0] == {"strength": False}
 
 
-def test_the_fallback_refiner_scores_well_and_fast() -> None:
-    started = time.perf_counter()
+def test_the_fallback_refiner_scores_well() -> None:
     report = evaluate(FallbackRefiner(), CASES)
-    assert time.perf_counter() - started < 2.0
     assert report.pass_rate("valid") == (len(CASES), len(CASES))
     dev_passed, dev_cases = report.overall_of("dev")
     assert dev_passed == dev_cases, render_failures(report)  # the rules were tuned on these: a drop is a regression

@@ -54,7 +54,7 @@ def test_text_to_image_draws_a_picture_of_the_asked_size(first_picture: Generate
     assert first_picture.image.mode == "RGB"
     assert first_picture.params == PARAMS
     assert first_picture.model_name == "offline"
-    assert 0 < first_picture.seconds < 5
+    assert first_picture.seconds > 0  # how fast is measured in benchmarks/, not asserted here
     assert first_picture.latents is not None and tuple(first_picture.latents.shape) == (1, 4, 32, 32)
 
 

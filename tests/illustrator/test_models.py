@@ -23,11 +23,28 @@ def test_a_wrong_image_model_path_runs_on_the_offline_preset_with_a_notice(data_
     assert manager.generator().is_placeholder
 
 
-def test_the_offline_preset_decodes_with_its_own_fast_decoder_on_the_cpu(data_dir: Path) -> None:
+def test_the_offline_preset_draws_pictures_that_can_be_told_apart(data_dir: Path) -> None:
+    import numpy as np
+
+    from illustrator.generator import GenerationParams
+
     notices: list[str] = []
     generator = load_generator(Settings(data_dir=data_dir, offline=True, device="cpu"), notices)
-    assert generator.decoder == "fast" and generator.has_previews
+    # its untrained TAESD gives near-black squares: pictures come from its tiny VAE, previews from the TAESD
+    assert generator.decoder == "full" and generator.has_previews
     assert notices == []
+    pictures = [
+        np.asarray(generator.text_to_image(GenerationParams("a fox", "", seed, 1, 0.0, 256, 256)).image, dtype=float)
+        for seed in (1, 2)
+    ]
+    for picture in pictures:
+        assert picture.mean() > 20 and picture.std() > 10  # not a black square
+    assert np.abs(pictures[0] - pictures[1]).mean() > 5
+
+
+def test_the_offline_preset_decodes_with_its_fast_decoder_when_asked(data_dir: Path) -> None:
+    generator = load_generator(Settings(data_dir=data_dir, offline=True, device="cpu", decoder="fast"), [])
+    assert generator.decoder == "fast" and generator.has_previews
 
 
 def test_previews_can_be_turned_off(data_dir: Path) -> None:
