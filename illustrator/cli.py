@@ -273,7 +273,7 @@ def _generate(settings: Settings, args: argparse.Namespace) -> int:
 
     from illustrator.generator import GenerationParams
     from illustrator.models import load_generator
-    from storage.pngmeta import build_parameters_text, make_pnginfo
+    from storage.pngmeta import make_pnginfo
 
     notices: list[str] = []
     generator = load_generator(settings, notices)
@@ -290,19 +290,7 @@ def _generate(settings: Settings, args: argparse.Namespace) -> int:
         height=args.height or defaults.height,
     )
     picture = generator.text_to_image(params)
-    used = picture.params
-    parameters = build_parameters_text(
-        prompt=used.prompt,
-        negative_prompt=used.negative_prompt,
-        steps=used.steps,
-        sampler="Euler",
-        guidance_scale=used.guidance_scale,
-        seed=used.seed,
-        width=used.width,
-        height=used.height,
-        model=picture.model_name,
-    )
-    picture.image.save(args.output, pnginfo=make_pnginfo(parameters, {"params": asdict(used)}))
+    picture.image.save(args.output, pnginfo=make_pnginfo(picture.parameters_text(), {"params": asdict(picture.params)}))
     placeholder = " (placeholder model: random noise, not a real picture)" if generator.is_placeholder else ""
     print(f"Wrote {args.output} in {picture.seconds:.2f} s{placeholder}")
     return 0

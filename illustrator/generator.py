@@ -16,6 +16,7 @@ from PIL import Image
 
 from illustrator.errors import GenerationCancelled, GenerationFailed, InvalidInput
 from illustrator.loading import ImagePipelines, ModelDefaults
+from storage.pngmeta import build_parameters_text
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +76,22 @@ class GeneratedPicture:
     model_name: str
     seconds: float
     latents: torch.Tensor | None = None  # the final latents (on the CPU), before decoding
+
+    def parameters_text(self) -> str:
+        """How it was drawn, as AUTOMATIC1111-style `parameters` text (what other tools read from a PNG)."""
+        used = self.params
+        return build_parameters_text(
+            prompt=used.prompt,
+            negative_prompt=used.negative_prompt,
+            steps=used.steps,
+            sampler="Euler",
+            guidance_scale=used.guidance_scale,
+            seed=used.seed,
+            width=used.width,
+            height=used.height,
+            model=self.model_name,
+            strength=used.strength,
+        )
 
 
 class Generator:

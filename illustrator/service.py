@@ -20,7 +20,6 @@ from illustrator.plan import Action, ChatMessage, Plan, RefinerState
 from illustrator.settings import Settings
 from storage.db import Database
 from storage.files import PictureFiles
-from storage.pngmeta import build_parameters_text
 from storage.repository import SessionRepository, title_from_message
 from storage.tables import Message, Picture
 
@@ -361,21 +360,9 @@ class TurnService:
         parent_id = base.id if base and plan.action is not Action.NEW else None
         with self._db.session() as db:
             turn = max((m.turn for m in SessionRepository(db).list_messages(session_id)), default=0)
-        parameters = build_parameters_text(
-            prompt=params.prompt,
-            negative_prompt=params.negative_prompt,
-            steps=params.steps,
-            sampler="Euler",
-            guidance_scale=params.guidance_scale,
-            seed=params.seed,
-            width=params.width,
-            height=params.height,
-            model=drawn.model_name,
-            strength=params.strength,
-        )
         metadata = {"session_id": session_id, "turn": turn, "parent_id": parent_id, "plan": plan.to_dict()}
         # The file is complete on disk (temp file, fsync, rename) before any row points at it.
-        saved = self._files.save(drawn.image, parameters_text=parameters, metadata=metadata)
+        saved = self._files.save(drawn.image, parameters_text=drawn.parameters_text(), metadata=metadata)
         try:
             with self._db.transaction() as db:
                 repo = SessionRepository(db)

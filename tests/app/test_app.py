@@ -7,59 +7,26 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
+from tests.app.client import pictures, send, texts
 from tests.app.conftest import ServeFn
-
-
-def _texts(chat: list[dict]) -> list[str]:
-    """The text parts of a chat value, in order."""
-    texts = []
-    for message in chat:
-        content = message["content"]
-        parts = content if isinstance(content, list) else [content]
-        for part in parts:
-            if isinstance(part, str):
-                texts.append(part)
-            elif isinstance(part, dict) and part.get("type") == "text":
-                texts.append(part["text"])
-    return texts
-
-
-def _pictures(chat: list[dict]) -> list[dict]:
-    """The picture parts of a chat value, in order."""
-    found = []
-    for message in chat:
-        content = message["content"]
-        parts = content if isinstance(content, list) else [content]
-        found += [p for p in parts if isinstance(p, dict) and (p.get("path") or p.get("file"))]
-    return found
-
-
-def _value(update: object) -> object:
-    """The value of a component, whether Gradio sent it plain or as an update with new choices."""
-    return update["value"] if isinstance(update, dict) and "__type__" in update else update
-
-
-def _send(client: Client, text: str, **controls: object) -> tuple:
-    chat, picture, details, sessions, message = client.predict(text=text, api_name="/send", **controls)
-    return chat, picture, details, _value(sessions), message
 
 
 def test_three_turns_then_restart_and_continue(serve: ServeFn, data_dir: Path) -> None:
     client = Client(serve(), verbose=False)
 
-    chat, picture, details, session_id, _ = _send(client, "a mermaid sitting near a waterfall under a starlit sky")
-    assert len(_pictures(chat)) == 1
+    chat, picture, details, session_id, _ = send(client, "a mermaid sitting near a waterfall under a starlit sky")
+    assert len(pictures(chat)) == 1
     assert Path(picture).is_file()
     assert "new" in details and "mermaid" in details
 
-    chat, _, details, same_session, _ = _send(client, "make her hair red")
+    chat, _, details, same_session, _ = send(client, "make her hair red")
     assert same_session == session_id
-    assert len(_pictures(chat)) == 2
+    assert len(pictures(chat)) == 2
     assert "edit" in details and "from picture" in details
     assert "red hair" in details.lower()
 
-    chat, _, details, _, _ = _send(client, "now draw a lighthouse on a cliff instead")
-    assert len(_pictures(chat)) == 3
+    chat, _, details, _, _ = send(client, "now draw a lighthouse on a cliff instead")
+    assert len(pictures(chat)) == 3
     assert "lighthouse" in details.lower() and "· new ·" in details
 
     # Restart the server on the same data folder: the session is listed and reopens whole.
@@ -68,22 +35,22 @@ def test_three_turns_then_restart_and_continue(serve: ServeFn, data_dir: Path) -
     assert ids == [session_id]
     assert "mermaid" in str(rows["samples"][0][1]).lower()
     chat, picture, details = client.predict(session_id, api_name="/open_session")
-    assert [t for t in _texts(chat) if "lighthouse" in t]
-    assert len(_pictures(chat)) == 3
+    assert [t for t in texts(chat) if "lighthouse" in t]
+    assert len(pictures(chat)) == 3
     assert "lighthouse" in details.lower()
     last_picture_id = details.split("Picture #")[1].split("*")[0]
 
-    chat, _, details, _, _ = _send(client, "make the sky stormy")
-    assert len(_pictures(chat)) == 4
+    chat, _, details, _, _ = send(client, "make the sky stormy")
+    assert len(pictures(chat)) == 4
     assert f"from picture #{last_picture_id}" in details
 
 
 def test_empty_message_is_refused_with_a_plain_sentence(serve: ServeFn) -> None:
     client = Client(serve(), verbose=False)
     with pytest.raises(Exception, match="type a message"):
-        _send(client, "   ")
-    chat, *_ = _send(client, "a fox in the snow")
-    assert len(_pictures(chat)) == 1
+        send(client, "   ")
+    chat, *_ = send(client, "a fox in the snow")
+    assert len(pictures(chat)) == 1
 
 
 def test_unknown_session_is_refused(serve: ServeFn) -> None:

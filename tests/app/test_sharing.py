@@ -11,8 +11,8 @@ import httpx
 from gradio_client import Client, handle_file
 
 from storage.pngmeta import read_png_metadata
+from tests.app.client import send, value
 from tests.app.conftest import ServeFn
-from tests.app.test_app import _send, _value
 
 
 def _picture_id(details: str) -> int:
@@ -25,14 +25,14 @@ def _files_on_disk(data_dir: Path) -> dict[str, Path]:
 
 def test_a_share_link_shows_one_session_and_nothing_once_revoked(serve: ServeFn, data_dir: Path) -> None:
     client = Client(serve(), verbose=False)
-    _, _, details, shared_id, _ = _send(client, "a mermaid sitting near a waterfall", size="256x256")
-    _send(client, "make her hair red")
+    _, _, details, shared_id, _ = send(client, "a mermaid sitting near a waterfall", size="256x256")
+    send(client, "make her hair red")
     client.predict(api_name="/new_session")
-    _, _, other_details, other_id, _ = _send(client, "a lighthouse on a cliff at dusk")
+    _, _, other_details, other_id, _ = send(client, "a lighthouse on a cliff at dusk")
     assert other_id != shared_id
     client.predict(shared_id, api_name="/open_session")
 
-    link = _value(client.predict(api_name="/share_session"))
+    link = value(client.predict(api_name="/share_session"))
     assert isinstance(link, str) and re.fullmatch(r"http://127\.0\.0\.1:\d+/share/[\w-]{32,}", link)
     page = httpx.get(link)
     assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
@@ -61,13 +61,13 @@ def test_a_share_link_shows_one_session_and_nothing_once_revoked(serve: ServeFn,
 
 def test_download_and_export_give_the_original_pngs(serve: ServeFn, data_dir: Path) -> None:
     client = Client(serve(), verbose=False)
-    _, _, details, session_id, _ = _send(client, "a fox in the snow")
-    _, _, details, _, _ = _send(client, "make it red")
+    _, _, details, session_id, _ = send(client, "a fox in the snow")
+    _, _, details, _, _ = send(client, "make it red")
     picture_id = _picture_id(details)
 
     _, shown, download = client.predict(picture_id, api_name="/show_picture")
     assert f"Picture #{picture_id}" in shown and f"from picture #{picture_id - 1}" in shown
-    downloaded = Path(_value(download))
+    downloaded = Path(value(download))
     on_disk = _files_on_disk(data_dir)
     original = on_disk[hashlib.sha256(downloaded.read_bytes()).hexdigest()]  # the very bytes on disk
     assert downloaded.read_bytes() == original.read_bytes()
@@ -82,7 +82,7 @@ def test_download_and_export_give_the_original_pngs(serve: ServeFn, data_dir: Pa
     assert "red" in prompt and negative and size == "256x256" and steps >= 1 and start
     assert f"Seed: {int(seed)}," in meta["parameters"]
 
-    exported = Path(_value(client.predict(api_name="/export_session")))
+    exported = Path(value(client.predict(api_name="/export_session")))
     with zipfile.ZipFile(exported) as archive:
         names = archive.namelist()
         assert sum(n.endswith(".png") for n in names) == 2

@@ -25,8 +25,8 @@ from illustrator.service import TurnOptions, TurnService
 from illustrator.settings import Settings
 from storage.db import create_db
 from storage.files import PictureFiles
+from tests.app.client import assert_plain, pictures, refusal, send, texts
 from tests.hardening.conftest import Start, picture_files, rows
-from tests.hardening.helpers import assert_plain, pictures, refusal, send, texts
 
 MIXED = "Ἀθηνᾶ 🦉 と 猫, مرحبا بالعالم, שלום 👩🏽‍🚀 — naïve café and a new line\nhere"
 

@@ -18,9 +18,9 @@ import pytest
 from gradio_client import Client
 from gradio_client.client import Job
 
+from tests.app.client import pictures, send, texts
 from tests.app.conftest import free_port
 from tests.hardening.conftest import picture_files, rows
-from tests.hardening.helpers import pictures, send, texts
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -20,8 +20,8 @@ from illustrator.generator import GeneratedPicture, GenerationParams, Generator
 from illustrator.models import ModelManager
 from illustrator.plan import ChatMessage, Plan, RefinerState
 from illustrator.refiner import FallbackRefiner, Refiner
+from tests.app.client import TRACE_SIGNS, assert_plain, pictures, refusal, send
 from tests.hardening.conftest import Start, picture_files, rows
-from tests.hardening.helpers import TRACE_SIGNS, assert_plain, pictures, refusal, send
 
 
 def _state(data_dir: Path) -> tuple[list[str], int, list[Path]]:

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 from gradio_client import Client
 
+from tests.app.client import assert_plain, pictures, send, texts
 from tests.hardening.conftest import Start, rows
-from tests.hardening.helpers import assert_plain, pictures, send, texts
 
 ANIMALS = ["otter", "heron", "badger", "lynx", "walrus", "ibis", "marmot", "gecko", "tapir", "okapi", "quokka"]
 

@@ -1,4 +1,4 @@
-"""Reading what the app answered: chat texts and pictures out of Gradio's values, and error messages."""
+"""Driving the app through its public API with gradio_client: chat texts and pictures out of Gradio values, errors."""
 
 from __future__ import annotations
 
