@@ -11,6 +11,7 @@ import math
 import queue
 import threading
 from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,15 @@ def wire(settings: Settings, *, start_models: bool = True) -> Illustrator:
     if start_models:
         models.start()
     return Illustrator(settings, service, models, files, library)
+
+
+@contextmanager
+def writer_errors() -> Iterator[None]:
+    """Turn the domain's errors (each a plain sentence) into the message Gradio shows the writer."""
+    try:
+        yield
+    except IllustratorError as e:
+        raise gr.Error(str(e)) from e
 
 
 # Domain values -> Gradio values ------------------------------------------------------------------
@@ -357,13 +367,11 @@ def build_ui(app: Illustrator) -> gr.Blocks:
         ) -> Iterator:
             options = turn_options(action, strength, seed, steps, size, negative, prompt, start)
             options = replace(options, base_picture_id=int(base) if base else None)
-            try:
+            with writer_errors():
                 text = app.service.check_turn(text, options)
                 if not sid:
                     sid = app.service.create_session().id
                 before = app.service.open_session(sid)
-            except IllustratorError as e:
-                raise gr.Error(str(e)) from e
             pending = chat_messages(before) + [{"role": "user", "content": text}]
             yield pending, gr.skip(), gr.skip(), sid, sid, "", gr.skip()
             result = yield from _run_turn(app, sid, text, options, progress)
@@ -396,10 +404,8 @@ def build_ui(app: Illustrator) -> gr.Blocks:
         def open_session(sid: str | None) -> tuple:
             if not sid:
                 return [], None, "", None, None
-            try:
+            with writer_errors():
                 view = app.service.open_session(sid)
-            except IllustratorError as e:
-                raise gr.Error(str(e)) from e
             picture = view.current_picture
             return (
                 chat_messages(view),
@@ -448,10 +454,8 @@ def build_ui(app: Illustrator) -> gr.Blocks:
         def rename_session(sid: str | None, new_title: str) -> str:
             if not sid:
                 raise gr.Error("Open a session first.")
-            try:
+            with writer_errors():
                 app.service.rename_session(sid, new_title)
-            except IllustratorError as e:
-                raise gr.Error(str(e)) from e
             return " ".join(new_title.split())
 
         renames = ((rename.click, "rename_session", "public"), (title.submit, "rename_session_on_enter", "private"))
@@ -477,10 +481,8 @@ def build_ui(app: Illustrator) -> gr.Blocks:
         def delete_session(sid: str | None) -> tuple:
             if not sid:
                 raise gr.Error("Open a session first.")
-            try:
+            with writer_errors():
                 app.library.delete_session(sid)
-            except IllustratorError as e:
-                raise gr.Error(str(e)) from e
             gr.Info("Session deleted.")
             return [], None, "", None, None
 
@@ -491,10 +493,8 @@ def build_ui(app: Illustrator) -> gr.Blocks:
         def share_session(sid: str | None, request: gr.Request) -> Any:
             if not sid:
                 raise gr.Error("Open a session first.")
-            try:
+            with writer_errors():
                 token = app.library.share(sid)
-            except IllustratorError as e:
-                raise gr.Error(str(e)) from e
             return gr.Textbox(value=share_link(app, token, request), visible=True)
 
         def shared_buttons(shared: bool) -> Callable[[], tuple]:
@@ -507,10 +507,8 @@ def build_ui(app: Illustrator) -> gr.Blocks:
         def unshare_session(sid: str | None) -> Any:
             if not sid:
                 raise gr.Error("Open a session first.")
-            try:
+            with writer_errors():
                 app.library.unshare(sid)
-            except IllustratorError as e:
-                raise gr.Error(str(e)) from e
             gr.Info("The link no longer works.")
             return gr.Textbox(value="", visible=False)
 
@@ -521,10 +519,8 @@ def build_ui(app: Illustrator) -> gr.Blocks:
         def export_zip(sid: str | None) -> Any:
             if not sid:
                 raise gr.Error("Open a session first.")
-            try:
+            with writer_errors():
                 path = app.library.export(sid)
-            except IllustratorError as e:
-                raise gr.Error(str(e)) from e
             return gr.File(value=str(path), visible=True)
 
         export.click(export_zip, [session_id], [export_file], api_name="export_session")
@@ -533,10 +529,8 @@ def build_ui(app: Illustrator) -> gr.Blocks:
             path = file if isinstance(file, str) else getattr(file, "name", None)
             if not path:
                 raise gr.Error("Choose a PNG file to import.")
-            try:
+            with writer_errors():
                 found = read_imported_picture(path)
-            except IllustratorError as e:
-                raise gr.Error(str(e)) from e
             size_value = f"{found.width}x{found.height}" if found.width and found.height else "auto"
             made = "made by Illustrator" if found.made_here else "from another tool"
             gr.Info(f"Restored the prompt and settings of this picture ({made}); it is the starting picture.")
@@ -574,11 +568,9 @@ def build_ui(app: Illustrator) -> gr.Blocks:
         def continue_from_picture(picture_id: int | None) -> tuple:
             if not picture_id:
                 raise gr.Error("Choose a picture in the gallery first.")
-            try:
+            with writer_errors():
                 picture = app.service.get_picture(int(picture_id))
                 view = app.service.open_session(picture.session_id)
-            except IllustratorError as e:
-                raise gr.Error(str(e)) from e
             note = f"**Your next message continues from picture #{picture.id}** (a new branch).\n\n"
             return (
                 chat_messages(view),
@@ -685,10 +677,8 @@ def _wire_gallery(app: Illustrator, **c: Any) -> None:
         return show_picture(ids[index])
 
     def show_picture(picture_id: int | None) -> tuple:
-        try:
+        with writer_errors():
             picture = app.service.get_picture(int(picture_id or 0))
-        except IllustratorError as e:
-            raise gr.Error(str(e)) from e
         return (
             picture.id,
             str(picture.path),

@@ -89,12 +89,11 @@ def build_image_model(folder: Path, configs: ImageConfigs) -> Path:
         AutoencoderKL,
         AutoencoderTiny,
         EulerDiscreteScheduler,
-        StableDiffusionPipeline,
         UNet2DConditionModel,
     )
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from illustrator.offline_image import build_clip_tokenizer
+    from illustrator.offline_image import assemble_pipeline
 
     logger.info("Building a random-weight image model in %s (once)", folder)
     with torch.random.fork_rng(devices=[]):
@@ -104,16 +103,7 @@ def build_image_model(folder: Path, configs: ImageConfigs) -> Path:
         text_encoder = CLIPTextModel(CLIPTextConfig(**read_config(configs.text_encoder)))
         taesd = AutoencoderTiny.from_config(read_config(configs.taesd))
     scheduler = EulerDiscreteScheduler.from_config({**read_config(configs.scheduler), "steps_offset": 1})
-    pipeline: Any = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder.eval(),
-        tokenizer=build_clip_tokenizer(),
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+    pipeline = assemble_pipeline(unet=unet, vae=vae, text_encoder=text_encoder, scheduler=scheduler)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MARKER).unlink(missing_ok=True)
     pipeline.save_pretrained(folder, safe_serialization=True)
@@ -151,9 +141,8 @@ def build_refiner_model(folder: Path, config: dict[str, Any]) -> Path:
 def build_chat_tokenizer(vocab_size: int) -> Any:
     """A byte-level BPE tokenizer trained on a little English, with Qwen's ChatML tokens and chat template."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
 
-    from illustrator.offline import CHATML_TEMPLATE, SPECIAL_TOKENS
+    from illustrator.offline import SPECIAL_TOKENS, chatml_tokenizer
 
     root = Path(__file__).resolve().parent.parent
     corpus = [(root / name).read_text(encoding="utf-8") for name in _CORPUS_FILES if (root / name).is_file()]
@@ -173,13 +162,7 @@ def build_chat_tokenizer(vocab_size: int) -> Any:
         show_progress=False,
     )
     backend.train_from_iterator(corpus, trainer=trainer)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        chat_template=CHATML_TEMPLATE,
-        model_max_length=32768,
-    )
+    return chatml_tokenizer(backend)
 
 
 def _fingerprint(*parts: bytes) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +78,6 @@ def build_offline_refiner_model(folder: Path) -> Path:
 def _byte_level_chat_tokenizer():  # type: ignore[no-untyped-def]
     """A byte-level BPE tokenizer (256 byte tokens, no merges) with ChatML control tokens, built offline."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
 
     alphabet = pre_tokenizers.ByteLevel.alphabet()
     vocab = {char: index for index, char in enumerate(sorted(alphabet))}
@@ -85,6 +85,13 @@ def _byte_level_chat_tokenizer():  # type: ignore[no-untyped-def]
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     backend.decoder = decoders.ByteLevel()
     backend.add_special_tokens(list(SPECIAL_TOKENS))
+    return chatml_tokenizer(backend)
+
+
+def chatml_tokenizer(backend: Any) -> Any:
+    """A fast tokenizer around a `tokenizers` backend, with Qwen's ChatML template and special tokens."""
+    from transformers import PreTrainedTokenizerFast
+
     return PreTrainedTokenizerFast(
         tokenizer_object=backend,
         eos_token="<|im_end|>",

@@ -47,7 +47,6 @@ def build_offline_image_model(folder: Path) -> Path:
         AutoencoderKL,
         AutoencoderTiny,
         EulerDiscreteScheduler,
-        StableDiffusionPipeline,
         UNet2DConditionModel,
     )
     from transformers import CLIPTextConfig, CLIPTextModel
@@ -66,16 +65,7 @@ def build_offline_image_model(folder: Path) -> Path:
     # 3. save the pipeline, then the fast decoder, then the marker (last: an interrupted build is rebuilt)
     folder.mkdir(parents=True, exist_ok=True)
     marker.unlink(missing_ok=True)
-    pipeline: Any = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder.eval(),
-        tokenizer=build_clip_tokenizer(),
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+    pipeline = assemble_pipeline(unet=unet, vae=vae, text_encoder=text_encoder, scheduler=scheduler)
     pipeline.save_pretrained(folder, safe_serialization=True)
     fast_decoder.save_pretrained(folder / FAST_DECODER_SUBFOLDER, safe_serialization=True)
     _drop_config_key(folder / FAST_DECODER_SUBFOLDER / "config.json", "block_out_channels")
@@ -134,3 +124,19 @@ def build_clip_tokenizer() -> Any:
             pad_token=_END_TOKEN,
             model_max_length=77,
         )
+
+
+def assemble_pipeline(*, unet: Any, vae: Any, text_encoder: Any, scheduler: Any) -> Any:
+    """A StableDiffusionPipeline from built parts, with the offline CLIP tokenizer and no safety checker."""
+    from diffusers import StableDiffusionPipeline
+
+    return StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder.eval(),
+        tokenizer=build_clip_tokenizer(),
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
