@@ -75,6 +75,17 @@ def check_options(options: TurnOptions) -> None:
         raise InvalidInput(f"base_picture_id must be a picture's number, not {picture_id!r}.")
 
 
+def parse_size(size: str | None) -> tuple[int | None, int | None]:
+    """A picture size typed as WIDTHxHEIGHT ("512x768"), or (None, None) for "auto" or nothing."""
+    if not size or size == "auto":
+        return None, None
+    try:
+        width, height = (int(part) for part in size.lower().split("x"))
+    except ValueError as e:
+        raise InvalidInput(f"Unknown picture size '{size}'.") from e
+    return width, height
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
