@@ -25,11 +25,11 @@ def check_message(text: Any, limit: int) -> str:
     """The message without surrounding whitespace; InvalidInput with a plain sentence when it cannot be used."""
     if not isinstance(text, str) or not text.strip():
         raise InvalidInput("Please type a message first.")
-    text = text.strip()
-    if len(text) > limit:
-        raise InvalidInput(f"That message is too long: {len(text)} characters (the limit is {limit}).")
-    check_text(text, "That message")
-    return text
+    message: str = text.strip()
+    if len(message) > limit:
+        raise InvalidInput(f"That message is too long: {len(message)} characters (the limit is {limit}).")
+    check_text(message, "That message")
+    return message
 
 
 def check_text(text: str, what: str) -> None:

@@ -21,6 +21,7 @@ from ui.components import (
 
 def build_ui(app: Illustrator) -> gr.Blocks:
     """The Blocks page: lays out each area, then wires each area's events."""
+    demo: gr.Blocks
     with gr.Blocks(title="Illustrator") as demo:
         session_id = gr.State(None)
         session_ids = gr.JSON([], visible=False)
