@@ -98,14 +98,17 @@ def wire_chat(app: Illustrator, page: Page) -> None:
             concurrency_id="gpu",
         )
         follow_turn(app, page, sent)
+    _wire_stop(app, page)
+    _wire_import(page)
 
+
+def _wire_stop(app: Illustrator, page: Page) -> None:
     def cancel(sid: str | None) -> None:
         if sid and app.service.cancel(sid):
             gr.Info("Stopping after the current step…")
 
     # Stop skips the queue: a queue full of turns must never block it.
-    area.stop.click(cancel, [page.session_id], None, api_name="cancel", queue=False)
-    _wire_import(page)
+    page.chat.stop.click(cancel, [page.session_id], None, api_name="cancel", queue=False)
 
 
 def _wire_import(page: Page) -> None:
