@@ -12,6 +12,7 @@ from typing import IO
 from illustrator.errors import IllustratorError, InvalidInput, NotFound
 from illustrator.export import export_session
 from illustrator.service import PictureView, SessionSummary, SessionView, message_view, picture_view
+from illustrator.writers import LOCAL_WRITER, Writer
 from storage.db import Database
 from storage.files import PictureFiles
 from storage.pngmeta import parse_parameters_text, read_png_metadata
@@ -85,7 +86,11 @@ def read_imported_picture(file: str | Path | IO[bytes]) -> ImportedPicture:
 
 
 class Library:
-    """The writer's sessions and pictures (everything but running a turn); one database session per call."""
+    """The writer's sessions and pictures (everything but running a turn); one database session per call.
+
+    Every call acts for one `writer` and sees only that writer's sessions and pictures: another writer's id reads
+    as NotFound. The default is the local writer, so a call that forgets its writer under logins finds nothing.
+    """
 
     def __init__(self, db: Database, files: PictureFiles, thumbnails: Thumbnails, exports: Path | None = None) -> None:
         self._db = db
@@ -95,76 +100,87 @@ class Library:
 
     # Sessions ------------------------------------------------------------------------------------
 
-    def create_session(self, title: str = "New session") -> SessionSummary:
-        """Create an empty session."""
+    def create_session(self, title: str = "New session", *, writer: Writer = LOCAL_WRITER) -> SessionSummary:
+        """Create an empty session of the writer's."""
         with self._db.transaction() as db:
-            chat = SessionRepository(db).create_session(title)
+            chat = SessionRepository(db).create_session(title, owner=writer.owner)
             return SessionSummary(chat.id, chat.title, chat.updated_at)
 
-    def list_sessions(self, query: str | None = None, limit: int = 100) -> list[SessionSummary]:
-        """Sessions, most recently used first, each with the thumbnail of the picture it ended on."""
+    def list_sessions(
+        self, query: str | None = None, limit: int = 100, *, writer: Writer = LOCAL_WRITER
+    ) -> list[SessionSummary]:
+        """The writer's sessions, most recently used first, each with the thumbnail of the picture it ended on."""
         with self._db.session() as db:
             repo = SessionRepository(db)
             rows = []
-            for chat in repo.list_sessions(limit=limit, query=query or None):
+            for chat in repo.list_sessions(limit=limit, query=query or None, owner=writer.owner):
                 last = repo.last_picture(chat.id)
                 rows.append((SessionSummary(chat.id, chat.title, chat.updated_at), last.file_name if last else None))
         return [replace(summary, thumbnail=self._thumbnail_of(name) if name else None) for summary, name in rows]
 
-    def open_session(self, session_id: str) -> SessionView:
-        """The whole conversation of a session, with its pictures."""
+    def open_session(self, session_id: str, *, writer: Writer = LOCAL_WRITER) -> SessionView:
+        """The whole conversation of a session of the writer's, with its pictures."""
+        return self._view(session_id, writer.owner)
+
+    def _view(self, session_id: str, owner: str | None) -> SessionView:
         with self._db.session() as db:
             repo = SessionRepository(db)
-            chat = repo.get_session(session_id)
+            chat = repo.get_session(session_id, owner)
             pictures = {p.id: picture_view(p, self._files.root) for p in repo.list_pictures(session_id, limit=None)}
             messages = [message_view(m, pictures) for m in repo.list_messages(session_id)]
             last = repo.last_picture(session_id)
             return SessionView(chat.id, chat.title, messages, pictures.get(last.id) if last else None)
 
-    def rename_session(self, session_id: str, title: str) -> None:
+    def rename_session(self, session_id: str, title: str, *, writer: Writer = LOCAL_WRITER) -> None:
         """Give a session a new title."""
         title = " ".join(title.split())
         if not title:
             raise InvalidInput("A session title cannot be empty.")
         with self._db.transaction() as db:
-            SessionRepository(db).rename_session(session_id, title[:120])
+            repo = SessionRepository(db)
+            repo.get_session(session_id, writer.owner)
+            repo.rename_session(session_id, title[:120])
 
-    def get_picture(self, picture_id: int) -> PictureView:
-        """One picture's details."""
+    def get_picture(self, picture_id: int, *, writer: Writer = LOCAL_WRITER) -> PictureView:
+        """One of the writer's pictures' details."""
         with self._db.session() as db:
-            return picture_view(SessionRepository(db).get_picture(picture_id), self._files.root)
+            return picture_view(SessionRepository(db).get_picture(picture_id, writer.owner), self._files.root)
 
-    def delete_session(self, session_id: str) -> None:
-        """Delete a session, its messages, its picture files and their thumbnails."""
+    def delete_session(self, session_id: str, *, writer: Writer = LOCAL_WRITER) -> None:
+        """Delete a session of the writer's, its messages, its picture files and their thumbnails."""
         with self._db.transaction() as db:
-            file_names = SessionRepository(db).delete_session(session_id)
+            repo = SessionRepository(db)
+            repo.get_session(session_id, writer.owner)
+            file_names = repo.delete_session(session_id)
         for name in file_names:
             self._files.delete(name)
             self._thumbnails.delete(name)
         if self._exports is not None:
             shutil.rmtree(self._exports / session_id, ignore_errors=True)
 
-    def export(self, session_id: str) -> Path:
-        """The session as a zip (storyboard and original pictures), replacing its earlier export."""
+    def export(self, session_id: str, *, writer: Writer = LOCAL_WRITER) -> Path:
+        """A session of the writer's as a zip (storyboard and original pictures), replacing its earlier export."""
         if self._exports is None:
             raise InvalidInput("Exports are not set up in this app.")
-        view = self.open_session(session_id)
+        view = self.open_session(session_id, writer=writer)
         folder = self._exports / view.id  # an id checked by open_session: 32 hex digits, never a path
         shutil.rmtree(folder, ignore_errors=True)
         return export_session(view, folder)
 
     # The gallery ---------------------------------------------------------------------------------
 
-    def pictures(self, session_id: str | None = None, page: int = 1, per_page: int = PER_PAGE) -> PicturePage:
-        """One page of a session's pictures in the order they were drawn, or of all pictures, newest first."""
+    def pictures(
+        self, session_id: str | None = None, page: int = 1, per_page: int = PER_PAGE, *, writer: Writer = LOCAL_WRITER
+    ) -> PicturePage:
+        """One page of a session's pictures in the order they were drawn, or of all the writer's, newest first."""
         if not 1 <= per_page <= 200:
             raise InvalidInput(f"`per_page` must be between 1 and 200, not {per_page}.")
         with self._db.session() as db:
             repo = SessionRepository(db)
-            total = repo.count_pictures(session_id)
+            total = repo.count_pictures(session_id, owner=writer.owner)
             pages = max(1, math.ceil(total / per_page))
             page = min(max(1, int(page)), pages)
-            rows = repo.list_pictures(session_id, limit=per_page, offset=(page - 1) * per_page)
+            rows = repo.list_pictures(session_id, limit=per_page, offset=(page - 1) * per_page, owner=writer.owner)
             views = [picture_view(row, self._files.root) for row in rows]
         return PicturePage(views, [self._thumbnail_of(v.file_name) for v in views], page, pages, total)
 
@@ -181,26 +197,30 @@ class Library:
 
     # Share links ---------------------------------------------------------------------------------
 
-    def share(self, session_id: str) -> str:
+    def share(self, session_id: str, *, writer: Writer = LOCAL_WRITER) -> str:
         """The unguessable token of the session's read-only link (the same token until it is revoked)."""
         with self._db.transaction() as db:
-            return SessionRepository(db).share_session(session_id)
+            repo = SessionRepository(db)
+            repo.get_session(session_id, writer.owner)
+            return repo.share_session(session_id)
 
-    def unshare(self, session_id: str) -> None:
+    def unshare(self, session_id: str, *, writer: Writer = LOCAL_WRITER) -> None:
         """Revoke the session's link: the old token stops working at once."""
         with self._db.transaction() as db:
-            SessionRepository(db).unshare_session(session_id)
+            repo = SessionRepository(db)
+            repo.get_session(session_id, writer.owner)
+            repo.unshare_session(session_id)
 
-    def share_token(self, session_id: str) -> str | None:
+    def share_token(self, session_id: str, *, writer: Writer = LOCAL_WRITER) -> str | None:
         """The session's current share token, or None when it is not shared."""
         with self._db.session() as db:
-            return SessionRepository(db).get_session(session_id).share_token
+            return SessionRepository(db).get_session(session_id, writer.owner).share_token
 
     def shared_session(self, token: str) -> SessionView:
         """The session behind a share link; NotFound for a wrong or revoked token."""
         with self._db.session() as db:
             session_id = SessionRepository(db).get_shared_session(token).id
-        return self.open_session(session_id)
+        return self._view(session_id, None)  # the link is the permission: shown to anyone who has it
 
     def shared_picture(self, token: str, picture_id: int) -> Path:
         """The file of a picture of the shared session; NotFound for any other picture, or a wrong token."""
@@ -212,3 +232,17 @@ class Library:
                 raise NotFound("That picture does not exist.")
             file_name = picture.file_name
         return self._files.path(file_name)
+
+    def owns_picture_file(self, base_name: str, writer: Writer) -> bool:
+        """Whether the picture file named `base_name` (`<32 hex>.png`) belongs to one of the writer's sessions."""
+        with self._db.session() as db:
+            return SessionRepository(db).owner_of_file(base_name) == writer.owner
+
+    def owns_session(self, session_id: str, writer: Writer) -> bool:
+        """Whether the session exists and is the writer's."""
+        try:
+            with self._db.session() as db:
+                SessionRepository(db).get_session(session_id, writer.owner)
+        except NotFound:
+            return False
+        return True

@@ -18,6 +18,7 @@ from illustrator.inputs import check_message, check_options
 from illustrator.latents import LatentCache
 from illustrator.plan import Action, ChatMessage, Plan, RefinerState
 from illustrator.settings import Settings
+from illustrator.writers import LOCAL_WRITER, Writer
 from storage.db import Database
 from storage.files import PictureFiles
 from storage.repository import SessionRepository, title_from_message
@@ -139,19 +140,19 @@ class TurnService:
         self._db = db
         self._files = files
         self._models = models
-        self._cancel_events: dict[str, threading.Event] = {}
+        self._cancel_events: dict[str, tuple[Writer, threading.Event]] = {}  # by session id, with its writer
         self._cancel_lock = threading.Lock()
         self._latents = LatentCache()  # an edit of a picture drawn here starts from its latents: no VAE encode
 
     # Turns ---------------------------------------------------------------------------------------
 
-    def cancel(self, session_id: str) -> bool:
-        """Ask the turn running for this session to stop; True if one was running."""
+    def cancel(self, session_id: str, *, writer: Writer = LOCAL_WRITER) -> bool:
+        """Ask the turn running for this session of the writer's to stop; True if one was running."""
         with self._cancel_lock:
-            event = self._cancel_events.get(session_id)
-        if event is None:
+            running = self._cancel_events.get(session_id)
+        if running is None or running[0] != writer:
             return False
-        event.set()
+        running[1].set()
         return True
 
     def send(
@@ -162,8 +163,10 @@ class TurnService:
         *,
         progress: Progress | None = None,
         preview: Preview | None = None,
+        writer: Writer = LOCAL_WRITER,
     ) -> TurnResult:
-        """Run one chat turn: store the message, refine it into a plan, draw the picture, store the result."""
+        """Run one chat turn in a session of the writer's (a new one without an id): store the message, refine it into
+        a plan, draw the picture, store the result."""
         report = progress or (lambda fraction, text: None)
 
         # 1. check inputs, before anything is stored: the message, the overrides, the starting picture
@@ -174,7 +177,10 @@ class TurnService:
         report(0.0, "Reading your message…")
         with self._db.transaction() as db:
             repo = SessionRepository(db)
-            chat = repo.get_session(session_id) if session_id else repo.create_session(title_from_message(text))
+            if session_id:
+                chat = repo.get_session(session_id, writer.owner)
+            else:
+                chat = repo.create_session(title_from_message(text), owner=writer.owner)
             if chat.title == "New session" and not repo.list_messages(chat.id):
                 chat.title = title_from_message(text)
             repo.add_message(chat.id, "user", text)
@@ -195,7 +201,7 @@ class TurnService:
         report(0.15, "Drawing…")
         cancel = threading.Event()
         with self._cancel_lock:
-            self._cancel_events[session_id] = cancel
+            self._cancel_events[session_id] = (writer, cancel)
         try:
             drawn = self._draw(plan, base, options, start, report, preview, cancel)
         finally:

@@ -111,9 +111,16 @@ def _v2_share_tokens(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE UNIQUE INDEX ix_sessions_share_token ON sessions (share_token)")
 
 
+def _v4_session_owners(conn: Connection) -> None:
+    """Give every session an owner (the login that made it); sessions made before logins get the local owner ''."""
+    conn.exec_driver_sql("ALTER TABLE sessions ADD COLUMN owner VARCHAR(200) NOT NULL DEFAULT ''")
+    conn.exec_driver_sql("CREATE INDEX ix_sessions_owner_updated_at ON sessions (owner, updated_at)")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _v1_initial_schema),
     Migration(2, "share tokens for sessions", _v2_share_tokens),
+    Migration(4, "an owner for every session", _v4_session_owners),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

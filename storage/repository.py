@@ -8,13 +8,13 @@ import secrets
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.exc import DatabaseError
 from sqlalchemy.orm import Session
 
 from illustrator.errors import InvalidInput, NotFound
 from storage.db import storage_error
-from storage.tables import ROLES, TITLE_MAX_CHARS, ChatSession, Message, Picture, utcnow
+from storage.tables import LOCAL_OWNER, ROLES, TITLE_MAX_CHARS, ChatSession, Message, Picture, utcnow
 
 DEFAULT_TITLE = "New session"
 TITLE_WORDS = 6
@@ -22,9 +22,11 @@ TITLE_CHARS = 60
 MAX_PAGE = 1000
 _SESSION_ID = re.compile(r"[0-9a-f]{32}")
 _MAX_ROW_ID = 2**63 - 1
+_FILE_BASE_NAME = re.compile(r"[0-9a-f]{32}\.png")
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 
 def _database_errors(method: Callable[P, R]) -> Callable[P, R]:
@@ -74,6 +76,13 @@ def _like_pattern(query: str) -> str:
     return f"%{escaped}%"
 
 
+def _owned(stmt: Select[T], owner: str | None) -> Select[T]:
+    """`stmt` over pictures, kept to those in sessions of `owner` (all when `owner` is None)."""
+    if owner is None:
+        return stmt
+    return stmt.where(Picture.session_id.in_(select(ChatSession.id).where(ChatSession.owner == owner)))
+
+
 class SessionRepository:
     """Sessions, their messages and their pictures, read and written through one ORM session."""
 
@@ -83,29 +92,33 @@ class SessionRepository:
     # --- sessions ---------------------------------------------------------------------------------------------
 
     @_database_errors
-    def create_session(self, title: str = DEFAULT_TITLE) -> ChatSession:
-        """Create an empty session."""
+    def create_session(self, title: str = DEFAULT_TITLE, owner: str = LOCAL_OWNER) -> ChatSession:
+        """Create an empty session belonging to `owner`."""
         now = utcnow()
-        chat_session = ChatSession(title=_clean_title(title), created_at=now, updated_at=now)
+        chat_session = ChatSession(title=_clean_title(title), created_at=now, updated_at=now, owner=owner)
         self.db.add(chat_session)
         self.db.flush()
         return chat_session
 
     @_database_errors
-    def get_session(self, session_id: str) -> ChatSession:
-        """The session with this id, or NotFound."""
+    def get_session(self, session_id: str, owner: str | None = None) -> ChatSession:
+        """The session with this id (of this owner, unless `owner` is None), or NotFound: another's reads the same."""
         if not isinstance(session_id, str) or not _SESSION_ID.fullmatch(session_id):
             raise NotFound("That session does not exist.")
         chat_session = self.db.get(ChatSession, session_id)
-        if chat_session is None:
+        if chat_session is None or (owner is not None and chat_session.owner != owner):
             raise NotFound("That session does not exist.")
         return chat_session
 
     @_database_errors
-    def list_sessions(self, limit: int | None = 100, offset: int = 0, query: str | None = None) -> list[ChatSession]:
-        """Sessions, most recently used first; `query` keeps those whose title, messages or prompts contain it."""
+    def list_sessions(
+        self, limit: int | None = 100, offset: int = 0, query: str | None = None, owner: str | None = None
+    ) -> list[ChatSession]:
+        """Sessions (of `owner`, or all), most recently used first; `query` keeps those whose text contains it."""
         _check_page(limit, offset)
         stmt = select(ChatSession)
+        if owner is not None:
+            stmt = stmt.where(ChatSession.owner == owner)
         if query is not None and query.strip():
             pattern = _like_pattern(query.strip())
             in_messages = select(Message.id).where(
@@ -260,23 +273,26 @@ class SessionRepository:
         return picture
 
     @_database_errors
-    def get_picture(self, picture_id: int) -> Picture:
-        """The picture with this id, or NotFound."""
+    def get_picture(self, picture_id: int, owner: str | None = None) -> Picture:
+        """The picture with this id (in a session of this owner, unless `owner` is None), or NotFound."""
         if isinstance(picture_id, bool) or not isinstance(picture_id, int) or not 0 < picture_id <= _MAX_ROW_ID:
             raise NotFound("That picture does not exist.")
         picture = self.db.get(Picture, picture_id)
-        if picture is None:
+        if picture is None or (owner is not None and picture.session.owner != owner):
             raise NotFound("That picture does not exist.")
         return picture
 
     @_database_errors
-    def list_pictures(self, session_id: str | None = None, limit: int | None = 100, offset: int = 0) -> list[Picture]:
-        """A session's pictures in the order they were drawn, or with no session all pictures, newest first."""
+    def list_pictures(
+        self, session_id: str | None = None, limit: int | None = 100, offset: int = 0, owner: str | None = None
+    ) -> list[Picture]:
+        """A session's pictures in the order they were drawn, or with no session all pictures (of `owner`), newest
+        first."""
         _check_page(limit, offset)
         if session_id is None:
-            stmt = select(Picture).order_by(Picture.id.desc())
+            stmt = _owned(select(Picture), owner).order_by(Picture.id.desc())
         else:
-            self.get_session(session_id)
+            self.get_session(session_id, owner)
             stmt = select(Picture).where(Picture.session_id == session_id).order_by(Picture.id)
         return list(self.db.scalars(stmt.limit(limit).offset(offset)))
 
@@ -297,13 +313,26 @@ class SessionRepository:
         return None if picture_id is None else self.db.get(Picture, picture_id)
 
     @_database_errors
-    def count_pictures(self, session_id: str | None = None) -> int:
-        """How many pictures a session has, or all sessions together."""
-        stmt = select(func.count(Picture.id))
+    def count_pictures(self, session_id: str | None = None, owner: str | None = None) -> int:
+        """How many pictures a session has, or all sessions (of `owner`) together."""
+        stmt = _owned(select(func.count(Picture.id)), owner)
         if session_id is not None:
-            self.get_session(session_id)
+            self.get_session(session_id, owner)
             stmt = stmt.where(Picture.session_id == session_id)
         return int(self.db.execute(stmt).scalar_one())
+
+    @_database_errors
+    def owner_of_file(self, base_name: str) -> str | None:
+        """The owner of the picture whose file is named `base_name` (`<32 hex>.png`, in any month), or None."""
+        if not _FILE_BASE_NAME.fullmatch(base_name):
+            return None
+        stmt = (
+            select(ChatSession.owner)
+            .join(Picture, Picture.session_id == ChatSession.id)
+            .where(Picture.file_name.endswith("/" + base_name))
+            .limit(1)
+        )
+        return self.db.execute(stmt).scalar()
 
     @_database_errors
     def all_file_names(self) -> set[str]:

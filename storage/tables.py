@@ -21,6 +21,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 TITLE_MAX_CHARS = 200
+OWNER_MAX_CHARS = 200
+LOCAL_OWNER = ""  # the owner of sessions made without a login (no login name is empty, so none can claim them)
 ROLES = ("user", "assistant")
 
 
@@ -61,13 +63,17 @@ class ChatSession(Base):
     """One conversation in which a writer illustrates a character or scene."""
 
     __tablename__ = "sessions"
-    __table_args__ = (Index("ix_sessions_updated_at", "updated_at"),)
+    __table_args__ = (
+        Index("ix_sessions_updated_at", "updated_at"),
+        Index("ix_sessions_owner_updated_at", "owner", "updated_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_session_id)
     title: Mapped[str] = mapped_column(String(TITLE_MAX_CHARS))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     share_token: Mapped[str | None] = mapped_column(String(64), unique=True, index=True, default=None)
+    owner: Mapped[str] = mapped_column(String(OWNER_MAX_CHARS), default=LOCAL_OWNER, server_default=LOCAL_OWNER)
 
     messages: Mapped[list[Message]] = relationship(
         back_populates="session", cascade="all, delete-orphan", passive_deletes=True, order_by="Message.id"

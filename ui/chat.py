@@ -19,8 +19,10 @@ from illustrator.library import read_imported_picture
 from illustrator.plan import Action
 from illustrator.service import CheckedTurn, TurnOptions, TurnResult
 from illustrator.wiring import Illustrator
+from illustrator.writers import Writer
 from ui.components import Page, Updates
 from ui.errors import UNEXPECTED, writer_errors
+from ui.owners import writer_of
 from ui.sessions import follow_turn
 from ui.views import chat_messages, picture_caption
 
@@ -63,18 +65,20 @@ def wire_chat(app: Illustrator, page: Page) -> None:
         prompt: str = "",
         start: Any = None,
         base: int | None = None,
+        request: gr.Request | None = None,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's documented way to ask for progress
     ) -> Iterator[Updates]:
         with writer_errors():
+            writer = writer_of(app, request)
             options = turn_options(action, strength, seed, steps, size, negative, prompt, start)
             options = replace(options, base_picture_id=int(base) if base else None)
             turn = app.service.check_turn(text, options)  # the one check; the starting picture decoded once
-            sid = sid or app.library.create_session().id
-            before = app.library.open_session(sid)
+            sid = sid or app.library.create_session(writer=writer).id
+            before = app.library.open_session(sid, writer=writer)
         chat = chat_messages(before) + [{"role": "user", "content": turn.text}]
         yield {area.chat: chat, page.session_id: sid, session_box: sid, area.message: ""}
-        result = yield from _run_turn(app, sid, turn, picture.current, progress)
-        view = app.library.open_session(sid)
+        result = yield from _run_turn(app, sid, turn, picture.current, progress, writer)
+        view = app.library.open_session(sid, writer=writer)
         drawn = result.picture
         yield {
             area.chat: chat_messages(view),
@@ -103,8 +107,8 @@ def wire_chat(app: Illustrator, page: Page) -> None:
 
 
 def _wire_stop(app: Illustrator, page: Page) -> None:
-    def cancel(sid: str | None) -> None:
-        if sid and app.service.cancel(sid):
+    def cancel(sid: str | None, request: gr.Request) -> None:
+        if sid and app.service.cancel(sid, writer=writer_of(app, request)):
             gr.Info("Stopping after the current step…")
 
     # Stop skips the queue: a queue full of turns must never block it.
@@ -136,7 +140,7 @@ def _wire_import(page: Page) -> None:
 
 
 def _run_turn(
-    app: Illustrator, sid: str, turn: CheckedTurn, current: gr.Image, progress: gr.Progress
+    app: Illustrator, sid: str, turn: CheckedTurn, current: gr.Image, progress: gr.Progress, writer: Writer
 ) -> Generator[Updates, None, TurnResult]:
     """Run the turn on a worker thread and stream its live previews into the current picture; return the result."""
     updates: queue.Queue[Any] = queue.Queue()
@@ -145,7 +149,11 @@ def _run_turn(
     def work() -> None:
         try:
             outcome["result"] = app.service.send(
-                sid, turn, progress=lambda fraction, desc: progress(fraction, desc=desc), preview=updates.put
+                sid,
+                turn,
+                progress=lambda fraction, desc: progress(fraction, desc=desc),
+                preview=updates.put,
+                writer=writer,
             )
         except Exception as e:  # handed to the Gradio thread below, which turns it into a message
             outcome["error"] = e

@@ -23,6 +23,7 @@ from illustrator.errors import IllustratorError, NotFound
 from illustrator.export import storyboard_html
 from illustrator.library import Library
 from illustrator.settings import Settings
+from ui.owners import guard_picture_files
 
 if TYPE_CHECKING:
     from illustrator.wiring import Illustrator
@@ -184,6 +185,8 @@ def build_web_app(app: Illustrator, demo: gr.Blocks) -> FastAPI:
     )
     # As after demo.launch(): demo.close() then stops the mounted app's open streams (heartbeats) at once.
     demo.app = next(r.app for r in web.routes if isinstance(r, Mount) and isinstance(r.app, GradioApp))
+    # With logins, Gradio's file route would hand any writer's picture to any other who knew its URL.
+    guard_picture_files(app, web, demo.app)
     return web
 
 

@@ -11,6 +11,7 @@ from gradio.events import Dependency
 from illustrator.wiring import Illustrator
 from ui.components import Page, Updates
 from ui.errors import writer_errors
+from ui.owners import writer_of
 from ui.views import chat_messages, picture_caption, session_samples, share_link
 
 
@@ -22,13 +23,13 @@ def follow_turn(app: Illustrator, page: Page, dependency: Dependency) -> None:
     ).then(_panel(app, page), [page.session_id], _panel_outputs(page), api_visibility="private")
 
 
-def open_session(app: Illustrator, page: Page, sid: str | None) -> Updates:
-    """The chat, the current picture and its details of a session (all empty without one)."""
+def open_session(app: Illustrator, page: Page, sid: str | None, request: gr.Request | None = None) -> Updates:
+    """The chat, the current picture and its details of a session of the request's writer (all empty without one)."""
     if not sid:
         empty: Updates = {page.chat.chat: [], page.picture.current: None, page.picture.details: ""}
         return empty | {page.session_id: None, page.base_picture: None}
     with writer_errors():
-        view = app.library.open_session(sid)
+        view = app.library.open_session(sid, writer=writer_of(app, request))
     picture = view.current_picture
     return {
         page.chat.chat: chat_messages(view),
@@ -46,10 +47,13 @@ def wire_sessions(app: Illustrator, page: Page, demo: gr.Blocks) -> None:
     show_panel = _panel(app, page)
     panel_outputs = _panel_outputs(page)
 
-    def open_row(index: int | None, ids: list[str]) -> Updates:
+    def open_row(index: int | None, ids: list[str], request: gr.Request) -> Updates:
         if index is None or not 0 <= index < len(ids):
             raise gr.Error("That session is no longer listed; search again.")
-        return open_session(app, page, ids[index])
+        return open_session(app, page, ids[index], request)
+
+    def open_by_id(sid: str | None, request: gr.Request) -> Updates:
+        return open_session(app, page, sid, request)
 
     # Browsing sessions skips the queue: a queue full of turns must never block it.
     area.sessions.click(
@@ -57,9 +61,8 @@ def wire_sessions(app: Illustrator, page: Page, demo: gr.Blocks) -> None:
     ).then(show_panel, [page.session_id], panel_outputs, api_visibility="private")
     # The same, by id, for scripts and links.
     session_to_open = gr.Textbox(visible=False, label="session id")
-    open_by_id = gr.Button(visible=False)
-    open_by_id.click(
-        lambda sid: open_session(app, page, sid), [session_to_open], page.opened, api_name="open_session", queue=False
+    gr.Button(visible=False).click(
+        open_by_id, [session_to_open], page.opened, api_name="open_session", queue=False
     ).then(show_panel, [page.session_id], panel_outputs, api_visibility="private")
 
     def start_new_session() -> Updates:
@@ -86,9 +89,9 @@ def _wire_panel(app: Illustrator, page: Page) -> None:
     refresh = _refresh(app, page)
     list_outputs = [area.sessions, page.session_ids]
 
-    def rename_session(sid: str | None, new_title: str) -> Updates:
+    def rename_session(sid: str | None, new_title: str, request: gr.Request) -> Updates:
         with writer_errors():
-            app.library.rename_session(_open(sid), new_title)
+            app.library.rename_session(_open(sid), new_title, writer=writer_of(app, request))
         return {area.title: " ".join(new_title.split())}
 
     renames = (
@@ -101,9 +104,9 @@ def _wire_panel(app: Illustrator, page: Page) -> None:
         )
         renamed.then(refresh, [area.search], list_outputs, api_visibility="private")
 
-    def ask_delete(sid: str | None) -> Updates:
+    def ask_delete(sid: str | None, request: gr.Request) -> Updates:
         with writer_errors():
-            view = app.library.open_session(_open(sid))
+            view = app.library.open_session(_open(sid), writer=writer_of(app, request))
         count = sum(1 for m in view.messages if m.picture is not None)
         text = (
             f"Delete **{view.title}** with its {len(view.messages)} messages and {count} "
@@ -114,9 +117,9 @@ def _wire_panel(app: Illustrator, page: Page) -> None:
     area.delete.click(ask_delete, [page.session_id], [area.confirm, area.confirm_text], api_visibility="private")
     area.cancel_delete.click(lambda: gr.Group(visible=False), None, [area.confirm], api_visibility="private")
 
-    def delete_session(sid: str | None) -> Updates:
+    def delete_session(sid: str | None, request: gr.Request) -> Updates:
         with writer_errors():
-            app.library.delete_session(_open(sid))
+            app.library.delete_session(_open(sid), writer=writer_of(app, request))
         gr.Info("Session deleted.")
         return open_session(app, page, None)
 
@@ -124,9 +127,9 @@ def _wire_panel(app: Illustrator, page: Page) -> None:
     follow_turn(app, page, deleted)
     _wire_sharing(app, page)
 
-    def export_zip(sid: str | None) -> Updates:
+    def export_zip(sid: str | None, request: gr.Request) -> Updates:
         with writer_errors():
-            path = app.library.export(_open(sid))
+            path = app.library.export(_open(sid), writer=writer_of(app, request))
         return {area.export_file: gr.File(value=str(path), visible=True)}
 
     area.export.click(export_zip, [page.session_id], [area.export_file], api_name="export_session")
@@ -137,12 +140,12 @@ def _wire_sharing(app: Illustrator, page: Page) -> None:
 
     def share_session(sid: str | None, request: gr.Request) -> Updates:
         with writer_errors():
-            token = app.library.share(_open(sid))
+            token = app.library.share(_open(sid), writer=writer_of(app, request))
         return {area.link: gr.Textbox(value=share_link(app, token, request), visible=True)}
 
-    def unshare_session(sid: str | None) -> Updates:
+    def unshare_session(sid: str | None, request: gr.Request) -> Updates:
         with writer_errors():
-            app.library.unshare(_open(sid))
+            app.library.unshare(_open(sid), writer=writer_of(app, request))
         gr.Info("The link no longer works.")
         return {area.link: gr.Textbox(value="", visible=False)}
 
@@ -163,9 +166,10 @@ def _open(sid: str | None) -> str:
     return sid
 
 
-def _refresh(app: Illustrator, page: Page) -> Callable[[str | None], Updates]:
-    def refresh(query: str | None = None) -> Updates:
-        rows, ids = session_samples(app, query)
+def _refresh(app: Illustrator, page: Page) -> Callable[[str | None, gr.Request], Updates]:
+    def refresh(query: str | None, request: gr.Request) -> Updates:
+        with writer_errors():
+            rows, ids = session_samples(app, query, writer=writer_of(app, request))
         return {page.sessions.sessions: gr.Dataset(samples=rows), page.session_ids: ids}
 
     return refresh
@@ -185,8 +189,10 @@ def _panel(app: Illustrator, page: Page) -> Callable[[str | None, gr.Request], U
             no_link = gr.Textbox(value="", visible=False)
             closed: Updates = {area.panel: gr.Accordion(visible=False), area.title: "", area.link: no_link}
             return closed | {area.export_file: gr.File(visible=False), area.confirm: hidden}
-        view = app.library.open_session(sid)
-        token = app.library.share_token(sid)
+        with writer_errors():
+            writer = writer_of(app, request)
+            view = app.library.open_session(sid, writer=writer)
+            token = app.library.share_token(sid, writer=writer)
         return {
             area.panel: gr.Accordion(visible=True),
             area.title: view.title,

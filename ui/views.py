@@ -8,6 +8,7 @@ import gradio as gr
 
 from illustrator.service import MessageView, PictureView, SessionView
 from illustrator.wiring import Illustrator
+from illustrator.writers import LOCAL_WRITER, Writer
 from ui.server import lan_address
 
 
@@ -54,9 +55,11 @@ def _chat_message(message: MessageView) -> list[dict[str, Any]]:
     ]
 
 
-def session_samples(app: Illustrator, query: str | None = None) -> tuple[list[list[Any]], list[str]]:
+def session_samples(
+    app: Illustrator, query: str | None = None, *, writer: Writer = LOCAL_WRITER
+) -> tuple[list[list[Any]], list[str]]:
     """The session list as Dataset rows (thumbnail, title and date), most recent first, and the ids of its rows."""
-    summaries = app.library.list_sessions(query)
+    summaries = app.library.list_sessions(query, writer=writer)
     rows = [
         [str(s.thumbnail) if s.thumbnail else None, f"**{s.title}**  \n{s.updated_at:%b %d, %H:%M}"] for s in summaries
     ]
