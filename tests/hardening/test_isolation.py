@@ -14,6 +14,7 @@ import pytest
 from gradio_client import Client
 
 from tests.app.client import assert_plain, send, value
+from tests.app.test_browser import browser  # noqa: F401 - the fixture
 from tests.hardening.conftest import Start, rows
 
 ANN = ("ann", "ann-secret")
@@ -120,3 +121,26 @@ def test_without_logins_everything_stays_the_local_writers(start_app: Start, dat
     assert rows(data_dir, "SELECT owner FROM sessions") == [("ann",) if login else ("",)]
     chat, *_ = client.predict(session_id, api_name="/open_session")
     assert "lantern" in repr(chat)
+
+
+@pytest.mark.browser
+def test_bo_logged_in_in_a_browser_sees_none_of_anns_sessions(start_app: Start, browser, tmp_path: Path) -> None:
+    url, _ = start_app(logins=(ANN, BO))
+    send(Client(url, auth=ANN, verbose=False), "a secret garden behind a wall")
+    send(Client(url, auth=BO, verbose=False), "a fox in the snow")
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url)
+    page.locator("input[type=password]").wait_for(timeout=30_000)  # Gradio's login form
+    page.locator("input:not([type=password])").first.fill(BO[0])
+    page.locator("input[type=password]").fill(BO[1])
+    page.get_by_role("button", name="Login").click()
+    page.locator("#chat-input textarea").wait_for(timeout=30_000)
+    page.wait_for_function("document.querySelector('#session-list')?.innerText.includes('fox')", timeout=30_000)
+    page.locator("#session-list tbody tr", has_text="fox").click()
+    page.wait_for_function(
+        "[...document.querySelectorAll('#chat img')].some(i => i.complete && i.naturalWidth > 0)", timeout=30_000
+    )  # his own pictures still load through the owner check
+    page.screenshot(path=str(tmp_path / "bo.png"))
+    assert "garden" not in page.locator("body").inner_text()
+    assert page.locator("#session-list tbody tr").count() == 1
