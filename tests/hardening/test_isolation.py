@@ -23,10 +23,10 @@ BO = ("bo", "bo-secret")
 
 def _logged_in(url: str, login: tuple[str, str]) -> httpx.Client:
     """A plain HTTP client holding the login cookie, as a browser would after the login form."""
-    browser = httpx.Client(base_url=url, timeout=10)
-    answer = browser.post("login", data={"username": login[0], "password": login[1]})
+    client = httpx.Client(base_url=url, timeout=10)
+    answer = client.post("login", data={"username": login[0], "password": login[1]})
     assert answer.status_code == 200, answer.text
-    return browser
+    return client
 
 
 def _refused(client: Client, *args: object, api_name: str) -> str:
@@ -124,7 +124,11 @@ def test_without_logins_everything_stays_the_local_writers(start_app: Start, dat
 
 
 @pytest.mark.browser
-def test_bo_logged_in_in_a_browser_sees_none_of_anns_sessions(start_app: Start, browser, tmp_path: Path) -> None:
+def test_bo_logged_in_in_a_browser_sees_none_of_anns_sessions(
+    start_app: Start,
+    browser,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
+) -> None:
     url, _ = start_app(logins=(ANN, BO))
     send(Client(url, auth=ANN, verbose=False), "a secret garden behind a wall")
     send(Client(url, auth=BO, verbose=False), "a fox in the snow")

@@ -96,7 +96,8 @@ def test_a_v1_database_is_upgraded_and_keeps_its_data(db_url: str) -> None:
     again = create_db(db_url)  # opening an up-to-date database applies nothing and changes nothing
     try:
         with again.engine.connect() as conn:
-            assert conn.exec_driver_sql("SELECT version FROM schema_version ORDER BY version").scalars().all() == [1, 2, 4]
+            versions = conn.exec_driver_sql("SELECT version FROM schema_version ORDER BY version").scalars().all()
+            assert versions == [1, 2, 4]
     finally:
         again.dispose()
 
