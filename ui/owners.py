@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from illustrator.wiring import Illustrator
 from illustrator.writers import Writer
 
-FILE_ROUTE = "/gradio_api/file="
+FILE_ROUTE = "/file="  # Gradio's `/gradio_api/file=`, wherever the app is mounted
 _PICTURE_FILE = re.compile(r"([0-9a-f]{32})\.(png|webp)")
 _SESSION_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -72,12 +72,12 @@ def guard_picture_files(app: Illustrator, web: FastAPI, gradio_app: GradioApp) -
     @web.middleware("http")
     async def owners_only(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         raw = request.url.path
-        if not raw.startswith(FILE_ROUTE):
+        if FILE_ROUTE not in raw:
             return await call_next(request)
         name = _login_name(gradio_app, request)
         if name is None:
             return await call_next(request)  # Gradio refuses it: the login check comes first
-        path = Path(raw.removeprefix(FILE_ROUTE)).resolve()  # decoded once already, as Gradio's route sees it
+        path = Path(raw.split(FILE_ROUTE, 1)[1]).resolve()  # decoded once already, as Gradio's route sees it
         allowed = await run_in_threadpool(may_fetch, app, Writer.from_login(name), path)
         if not allowed:
             return PlainTextResponse("Not found.", status_code=404)
