@@ -166,8 +166,8 @@ def _open(sid: str | None) -> str:
     return sid
 
 
-def _refresh(app: Illustrator, page: Page) -> Callable[[str | None, gr.Request], Updates]:
-    def refresh(query: str | None, request: gr.Request) -> Updates:
+def _refresh(app: Illustrator, page: Page) -> Callable[[str | None, gr.Request | None], Updates]:
+    def refresh(query: str | None = None, request: gr.Request | None = None) -> Updates:
         with writer_errors():
             rows, ids = session_samples(app, query, writer=writer_of(app, request))
         return {page.sessions.sessions: gr.Dataset(samples=rows), page.session_ids: ids}
