@@ -15,6 +15,7 @@ from gradio_client import Client
 from illustrator.access import NEEDS_LOGIN, blocked_paths, check_access, login_for, read_password_file
 from illustrator.errors import InvalidInput
 from illustrator.settings import Settings
+from illustrator.writers import Writer
 from tests.app.client import send
 from tests.hardening.conftest import Start, rows
 from ui import cli
@@ -145,7 +146,7 @@ def test_share_links_are_read_only_and_show_one_session_without_the_login(start_
     client = Client(url, auth=("ann", "s3cret"), verbose=False)
     mine = send(client, "a lantern in the fog")[3]
     theirs = send(Client(url, auth=("ann", "s3cret"), verbose=False), "a secret garden")[3]
-    token = illustrator.library.share(mine)
+    token = illustrator.library.share(mine, writer=Writer("ann"))  # the session is the login's
     (my_picture,) = rows(data_dir, "SELECT id FROM pictures WHERE session_id = ?", mine)[0]
     (their_picture,) = rows(data_dir, "SELECT id FROM pictures WHERE session_id = ?", theirs)[0]
 
