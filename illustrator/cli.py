@@ -271,9 +271,10 @@ def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
 def _generate(settings: Settings, args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
+    from illustrator.credits import artists_in, credit_line
     from illustrator.generator import GenerationParams
     from illustrator.models import load_generator
-    from storage.pngmeta import make_pnginfo
+    from storage.pngmeta import make_pnginfo, with_artists
 
     notices: list[str] = []
     generator = load_generator(settings, notices)
@@ -290,7 +291,9 @@ def _generate(settings: Settings, args: argparse.Namespace) -> int:
         height=args.height or defaults.height,
     )
     picture = generator.text_to_image(params)
-    picture.image.save(args.output, pnginfo=make_pnginfo(picture.parameters_text(), {"params": asdict(picture.params)}))
+    artists = artists_in(args.prompt)
+    ours = {"params": asdict(picture.params), "artists": artists, "credit": credit_line(artists)}
+    picture.image.save(args.output, pnginfo=make_pnginfo(with_artists(picture.parameters_text(), artists), ours))
     placeholder = " (placeholder model: random noise, not a real picture)" if generator.is_placeholder else ""
     print(f"Wrote {args.output} in {picture.seconds:.2f} s{placeholder}")
     return 0

@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from illustrator.credits import artists_in, credit_line
 from illustrator.errors import GenerationFailed, InvalidInput, NotFound, StorageError
 from illustrator.images import PictureSource, load_picture
 from illustrator.inputs import check_message, check_options
@@ -20,6 +21,7 @@ from illustrator.plan import Action, ChatMessage, Plan, RefinerState
 from illustrator.settings import Settings
 from storage.db import Database
 from storage.files import PictureFiles
+from storage.pngmeta import with_artists
 from storage.repository import SessionRepository, title_from_message
 from storage.tables import Message, Picture
 
@@ -78,6 +80,7 @@ class PictureView:
     model: str
     parent_id: int | None
     created_at: datetime
+    artists: tuple[str, ...] = ()  # the artists its style is credited to; none: a general model output
 
 
 @dataclass(frozen=True)
@@ -360,9 +363,12 @@ class TurnService:
         parent_id = base.id if base and plan.action is not Action.NEW else None
         with self._db.session() as db:
             turn = max((m.turn for m in SessionRepository(db).list_messages(session_id)), default=0)
+        artists = artists_in(params.prompt)  # credited apart from the prompt: what the picture was drawn after
         metadata = {"session_id": session_id, "turn": turn, "parent_id": parent_id, "plan": plan.to_dict()}
+        metadata.update(artists=artists, credit=credit_line(artists))
         # The file is complete on disk (temp file, fsync, rename) before any row points at it.
-        saved = self._files.save(drawn.image, parameters_text=drawn.parameters_text(), metadata=metadata)
+        text = with_artists(drawn.parameters_text(), artists)
+        saved = self._files.save(drawn.image, parameters_text=text, metadata=metadata)
         try:
             with self._db.transaction() as db:
                 repo = SessionRepository(db)
@@ -384,8 +390,10 @@ class TurnService:
                     negative_prompt=params.negative_prompt,
                     parent_id=parent_id,
                 )
+                picture.artists = artists or None
+                reply_text = f"{plan.reply} ({credit_line(artists)}.)" if artists else plan.reply
                 reply = repo.add_message(
-                    session_id, "assistant", plan.reply, plan_json=json.dumps(plan.to_dict()), picture_id=picture.id
+                    session_id, "assistant", reply_text, plan_json=json.dumps(plan.to_dict()), picture_id=picture.id
                 )
                 picture_view = self._picture_view(picture)
                 reply_view = self._message_view(reply, {picture.id: picture_view})
@@ -436,4 +444,5 @@ def picture_view(picture: Picture, pictures_root: Path) -> PictureView:
         model=picture.model,
         parent_id=picture.parent_id,
         created_at=picture.created_at,
+        artists=tuple(picture.artists or ()),
     )
