@@ -12,6 +12,8 @@ from pathlib import Path
 
 from illustrator.errors import IllustratorError, InvalidInput
 from illustrator.settings import AUTO, DECODERS, DEFAULT_IMAGE_MODEL, DEFAULT_REFINER_MODEL, Settings
+from illustrator.story_cli import COMMANDS as STORY_COMMANDS
+from illustrator.story_cli import add_story_commands, run_story_command
 
 logger = logging.getLogger(__name__)
 
@@ -155,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--steps", type=int, default=None)
     generate.add_argument("--width", type=int, default=None)
     generate.add_argument("--height", type=int, default=None)
+    add_story_commands(commands, _add_model_options)
     return parser
 
 
@@ -209,6 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _refine(settings, args)
         if args.command == "evaluate":
             return _evaluate(settings, args)
+        if args.command in STORY_COMMANDS:
+            return run_story_command(settings, args)
         return _generate(settings, args)
     except IllustratorError as e:
         print(f"illustrator: {e}", file=sys.stderr)
