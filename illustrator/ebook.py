@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import io
 import logging
 import re
 import uuid
@@ -32,6 +33,8 @@ NO_FONT = (
     "No font for the PDF was found on this computer; install DejaVu or Noto fonts "
     "(on Debian or Ubuntu: apt-get install fonts-dejavu-core) and export again."
 )
+# Scripts that need shaping: Hebrew, Arabic, Syriac, Thaana, the Indic scripts, Thai, Lao, Tibetan, Myanmar, ...
+_COMPLEX_SCRIPT = re.compile("[\u0590-\u08ff\u0900-\u0dff\u0e00-\u0fff\u1000-\u109f\u1780-\u17ff\ufb1d-\ufefc]")
 _HEADING = re.compile(r"^\s*(?:chapter|part|book|canto|act)\b[^\n]{0,60}$", re.I)
 
 
@@ -45,7 +48,8 @@ def find_fonts(folders: Sequence[Path] = FONT_FOLDERS) -> tuple[Path, list[Path]
     body = next((found[name] for name in BODY_FONTS if name in found), None)
     if body is None:
         raise StorageError(NO_FONT)
-    return body, [found[name] for name in FALLBACK_FONTS if name in found and not name.endswith(".ttc")]
+    others = [name for name in (*BODY_FONTS, *FALLBACK_FONTS) if name in found and found[name] != body]
+    return body, [found[name] for name in others if not name.endswith(".ttc")]  # fpdf2 reads no collections
 
 
 # --- EPUB ---------------------------------------------------------------------------------------------------------
@@ -120,7 +124,7 @@ def write_pdf(manuscript: Manuscript, path: Path, *, font_folders: Sequence[Path
 
     # 1. fonts that carry the writer's scripts, found on disk
     body, fallbacks = find_fonts(font_folders)
-    pdf = FPDF(format="A5")
+    pdf = FPDF(format=(148, 210))  # A5 in millimetres
     pdf.set_title(manuscript.title)
     pdf.set_creator("Illustrator")
     pdf.set_auto_page_break(True, margin=15)
@@ -134,14 +138,16 @@ def write_pdf(manuscript: Manuscript, path: Path, *, font_folders: Sequence[Path
             logger.warning("Font %s cannot be used in PDFs: %s", fallback, e)
     if names:
         pdf.set_fallback_fonts(names)
+    if _COMPLEX_SCRIPT.search(manuscript.title + manuscript.text):
+        pdf.set_text_shaping(True)  # HarfBuzz: right-to-left in reading order, joined letters; slow, so only then
 
     # 2. the title page
     pdf.add_page()
     pdf.set_font("Body", size=24)
     pdf.set_y(pdf.h / 3)
-    pdf.multi_cell(0, 12, manuscript.title, align="C")
+    pdf.multi_cell(0, 12, manuscript.title, align="C", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Body", size=11)
-    pdf.multi_cell(0, 8, "An illustrated manuscript", align="C")
+    pdf.multi_cell(0, 8, "An illustrated manuscript", align="C", new_x="LMARGIN", new_y="NEXT")
 
     # 3. the text, each picture before its beat
     pdf.add_page()
@@ -149,16 +155,16 @@ def write_pdf(manuscript: Manuscript, path: Path, *, font_folders: Sequence[Path
         if section.illustration is not None and section.illustration.path.is_file():
             _picture(pdf, section)
         pdf.set_font("Body", size=11)
-        pdf.multi_cell(0, 6, section.text.strip())
+        pdf.multi_cell(0, 6, section.text.strip(), new_x="LMARGIN", new_y="NEXT")
         pdf.ln(4)
 
     # 4. the credits page
     pdf.add_page()
     pdf.set_font("Body", size=16)
-    pdf.multi_cell(0, 10, "Credits")
+    pdf.multi_cell(0, 10, "Credits", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Body", size=10)
     for line in manuscript.credits:
-        pdf.multi_cell(0, 6, line)
+        pdf.multi_cell(0, 6, line, new_x="LMARGIN", new_y="NEXT")
         pdf.ln(1)
     pdf.output(str(path))
 
@@ -172,7 +178,18 @@ def _picture(pdf: FPDF, section: Section) -> None:
     if pdf.will_page_break(height + 8):
         pdf.add_page()
     x = pdf.l_margin + (pdf.epw - width) / 2
-    pdf.image(str(illustration.path), x=x, w=width, h=height)
+    pdf.image(_as_jpeg(illustration.path), x=x, w=width, h=height)
     pdf.set_font("Body", size=8)
-    pdf.multi_cell(0, 5, illustration.credit, align="C")
+    pdf.multi_cell(0, 5, illustration.credit, align="C", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(2)
+
+
+def _as_jpeg(path: Path) -> io.BytesIO:
+    """The picture as JPEG bytes: a PDF embeds those as they are, where a PNG is decoded and compressed again (slow)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    with Image.open(path) as image:
+        image.convert("RGB").save(buffer, format="JPEG", quality=92)
+    buffer.seek(0)
+    return buffer

@@ -105,3 +105,30 @@ def test_a_story_must_fit_its_passage(data_dir: Path, offline_generator) -> None
         stories.save(session_id, "short", beats)
     with pytest.raises(InvalidInput, match="no story"):
         stories.draw_all(stories._turns.create_session("Empty").id)
+
+
+def test_story_and_export_commands(data_dir: Path, offline_generator, tmp_path: Path) -> None:
+    import json
+
+    from ebooklib import ITEM_IMAGE, epub
+
+    from tests.illustrator.test_cli import run_cli
+
+    poem = tmp_path / "poem.txt"
+    poem.write_text(POEM, encoding="utf-8")
+    printed = run_cli("story", str(poem), "--cast", "keeper: an old man with a white beard", data_dir=data_dir)
+    assert printed.returncode == 0, printed.stderr
+    beats = json.loads(printed.stdout)["beats"]
+    assert [POEM[b["start"] : b["end"]] for b in beats] == [b["text"] for b in beats] and len(beats) == 3
+    assert "an old man with a white beard" in beats[0]["prompt"]
+
+    stories, session_id = _story(data_dir, offline_generator)
+    stories.draw_all(session_id)
+    stories._turns._db.dispose()
+    out = tmp_path / "exports"
+    exported = run_cli("export", session_id[:8], "--format", "epub", "-o", str(out), data_dir=data_dir)
+    assert exported.returncode == 0, exported.stderr
+    book = epub.read_epub(str(next(out.glob("*.epub"))))
+    assert len(list(book.get_items_of_type(ITEM_IMAGE))) == 3
+    missing = run_cli("export", "0" * 32, "--format", "pdf", data_dir=data_dir)
+    assert missing.returncode == 1 and "No session has that id" in missing.stderr and "Traceback" not in missing.stderr
