@@ -86,7 +86,7 @@ _SENTENCE = re.compile(r"\S.*?(?:[.!?…]+[\"'”’)\]]*(?=\s)|\n(?=\s*[A-Z\"�
 _HEADING = re.compile(r"^\s*(?:chapter|part|book|canto|act|scene)\b[\w .:-]{0,40}$|^\s*[IVXLC\d]+\.?\s*$", re.I)
 _QUOTED = re.compile(r"[\"“][^\"”]*[\"”]|(?<!\w)['‘][^'’\n]{2,}[’'](?!\w)")
 _VERB = r"(?:said|asked|replied|whispered|shouted|called|cried|answered|muttered|murmured|added)"
-_WHO = r"(?:she|he|they|i|we|[A-Z][a-z]+)"
+_WHO = r"(?:she|he|they|i|we|the\s+[a-z]+|[A-Z][a-z]+)"
 # Speech tags next to the quoted words they tag: `"...," said Marco` / `Elena replied, "..."`
 _SPEECH_TAG = re.compile(
     rf"(?<=\x00)\s*,?\s*(?:{_WHO}\s+{_VERB}|{_VERB}\s+{_WHO})\b(?:\s+(?:again|softly|quietly|loudly))?[,.]?"
@@ -94,7 +94,7 @@ _SPEECH_TAG = re.compile(
 )
 _TIME = re.compile(
     r"\b(?:that (?:night|evening|morning|afternoon)|the next (?:morning|day|evening|night|week)|next (?:morning|day)|"
-    r"(?:hours|days|weeks|months|years|moments|minutes) later|later that|later,|meanwhile|the following|"
+    r"(?:hours|days|weeks|months|years|moments|minutes) later|later that|later(?=,)|meanwhile|the following|"
     r"at (?:dawn|dusk|noon|midnight|sunrise|sunset|night|daybreak|nightfall)|by (?:morning|nightfall|evening|noon)|"
     r"when (?:the )?(?:night|morning|dawn|evening) came|years passed|in the morning|that winter|that summer|"
     r"when (?:she|he|they) woke)\b",
@@ -222,8 +222,9 @@ def _starts_new_beat(
     head = sentence[:80]
     if _TIME.search(head) or _PLACE.search(head):
         return True
-    newcomers = [name for name in names_in(sentence, cast, known) if name not in seen]
-    return bool(newcomers) and not _is_dialogue(current)
+    # a change of character: someone new in focus while no one already in the beat is named
+    named = names_in(sentence, cast, known)
+    return bool(seen) and any(name not in seen for name in named) and not any(name in seen for name in named)
 
 
 def _group_prose(passage: str, cast: Sequence[CastMember]) -> list[list[_Unit]]:
