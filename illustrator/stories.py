@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from illustrator.errors import GenerationCancelled, IllustratorError, InvalidInput
 from illustrator.plan import Action
@@ -136,6 +137,15 @@ class StoryService:
         stopped = stop.is_set()
         report(len(drawn), len(todo), "Stopped." if stopped else f"Drew {len(drawn)} of {len(todo)} beats.")
         return DrawReport(StoryView(session_id, story.passage, beats), drawn, failed, stopped)
+
+    def export(self, session_id: str, fmt: str, folder: Path) -> Path:
+        """Write the session's illustrated manuscript (its story, or else its turns) in `fmt` into `folder`."""
+        from illustrator.manuscript import build_manuscript, export_manuscript
+
+        view = self._turns.open_session(session_id)
+        story = self.load(session_id)
+        manuscript = build_manuscript(view, story.passage, story.beats) if story else build_manuscript(view)
+        return export_manuscript(manuscript, folder, fmt)
 
     def stop(self, session_id: str, stop: threading.Event) -> None:
         """Stop a Draw all: the picture being drawn is cancelled, and no further beat starts."""

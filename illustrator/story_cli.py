@@ -57,7 +57,6 @@ def _story(args: argparse.Namespace) -> int:
 
 
 def _export(settings: Settings, args: argparse.Namespace) -> int:
-    from illustrator.manuscript import build_manuscript, export_manuscript
     from illustrator.models import ModelManager
     from illustrator.service import TurnService
     from illustrator.stories import StoryService
@@ -67,11 +66,7 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
     db = create_db(settings.resolved_database_url)
     try:
         turns = TurnService(settings, db, PictureFiles(settings.pictures_dir), ModelManager(settings))  # no model loads
-        session_id = _find_session(turns, args.session)
-        story = StoryService(db, turns).load(session_id)
-        view = turns.open_session(session_id)
-        manuscript = build_manuscript(view, story.passage, story.beats) if story else build_manuscript(view)
-        path = export_manuscript(manuscript, args.output, args.format)
+        path = StoryService(db, turns).export(_find_session(turns, args.session), args.format, args.output)
     finally:
         db.dispose()
     print(f"Wrote {path}")
