@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from illustrator.errors import GenerationCancelled, IllustratorError, InvalidInput
+from illustrator.library import Library
 from illustrator.plan import Action
 from illustrator.service import TurnOptions, TurnService
 from illustrator.story import (
@@ -49,11 +50,12 @@ class DrawReport:
 
 
 class StoryService:
-    """Proposes beats, keeps the story of a session, and draws its beats through the turn service."""
+    """Proposes beats, keeps the story of a session, draws its beats through the turn service, exports it."""
 
-    def __init__(self, db: Database, turns: TurnService, complete: Complete | None = None) -> None:
+    def __init__(self, db: Database, turns: TurnService, library: Library, complete: Complete | None = None) -> None:
         self._db = db
         self._turns = turns
+        self._library = library  # the front door for sessions and their pictures
         self._complete = complete  # an LLM's text completion, when one is loaded; else the rules split passages
 
     def propose(self, passage: str, cast: Sequence[CastMember] = ()) -> BeatProposal:
@@ -67,7 +69,7 @@ class StoryService:
                 raise InvalidInput("A beat does not fit the passage; propose the beats again.")
         if session_id is None:
             first_line = next((line.strip() for line in passage.splitlines() if line.strip()), "Story")
-            session_id = self._turns.create_session(title or first_line[:60]).id
+            session_id = self._library.create_session(title or first_line[:60]).id
         with self._db.transaction() as db:
             StoryRepository(db).save_story(session_id, passage, beats_to_json(beats))
         return StoryView(session_id, passage, list(beats))
@@ -83,7 +85,7 @@ class StoryService:
     def choose_picture(self, session_id: str, index: int, picture_id: int | None) -> StoryView:
         """Choose which picture of the session goes with a beat (None: no picture)."""
         story = self._require(session_id)
-        if picture_id is not None and self._turns.get_picture(picture_id).session_id != session_id:
+        if picture_id is not None and self._library.get_picture(picture_id).session_id != session_id:
             raise InvalidInput("A beat can only show a picture of its own session.")
         beats = [replace(b, picture_id=picture_id) if i == index else b for i, b in enumerate(story.beats)]
         return self.save(session_id, story.passage, beats)
@@ -142,7 +144,7 @@ class StoryService:
         """Write the session's illustrated manuscript (its story, or else its turns) in `fmt` into `folder`."""
         from illustrator.manuscript import build_manuscript, export_manuscript
 
-        view = self._turns.open_session(session_id)
+        view = self._library.open_session(session_id)
         story = self.load(session_id)
         manuscript = build_manuscript(view, story.passage, story.beats) if story else build_manuscript(view)
         return export_manuscript(manuscript, folder, fmt)

@@ -13,7 +13,7 @@ from illustrator.errors import InvalidInput, NotFound
 from illustrator.settings import Settings
 
 if TYPE_CHECKING:
-    from illustrator.service import TurnService
+    from illustrator.library import Library
 
 COMMANDS = ("story", "export")
 
@@ -57,27 +57,19 @@ def _story(args: argparse.Namespace) -> int:
 
 
 def _export(settings: Settings, args: argparse.Namespace) -> int:
-    from illustrator.models import ModelManager
-    from illustrator.service import TurnService
-    from illustrator.stories import StoryService
-    from storage.db import create_db
-    from storage.files import PictureFiles
+    from illustrator.wiring import wire
 
-    db = create_db(settings.resolved_database_url)
-    try:
-        turns = TurnService(settings, db, PictureFiles(settings.pictures_dir), ModelManager(settings))  # no model loads
-        path = StoryService(db, turns).export(_find_session(turns, args.session), args.format, args.output)
-    finally:
-        db.dispose()
+    app = wire(settings, start_models=False)  # no model loads
+    path = app.stories.export(_find_session(app.library, args.session), args.format, args.output)
     print(f"Wrote {path}")
     return 0
 
 
-def _find_session(turns: TurnService, wanted: str) -> str:
+def _find_session(library: Library, wanted: str) -> str:
     wanted = wanted.strip().lower()
     if len(wanted) < 6:
         raise InvalidInput("Give the session's id, or at least its first 6 characters.")
-    matches = [s.id for s in turns.list_sessions(limit=1000) if s.id.startswith(wanted)]
+    matches = [s.id for s in library.list_sessions(limit=1000) if s.id.startswith(wanted)]
     if len(matches) != 1:
         raise NotFound("No session has that id." if not matches else "More than one session starts with that id.")
     return matches[0]

@@ -10,7 +10,7 @@ from illustrator.credits import GENERAL_OUTPUT, artists_in, credit_line
 from illustrator.export import storyboard_html
 from storage.pngmeta import parse_parameters_text, read_png_metadata, with_artists
 from tests.illustrator.test_cli import run_cli
-from tests.illustrator.test_service import ScriptedRefiner, make_service, plan
+from tests.illustrator.test_service import ScriptedRefiner, library_for, make_service, plan
 
 
 @pytest.mark.parametrize(
@@ -85,8 +85,9 @@ def test_a_turn_in_an_artists_style_is_credited_everywhere(data_dir: Path, offli
     assert plain.picture.artists == () and "Style after" not in plain.reply.content
     assert "Style after" not in read_png_metadata(plain.picture.path)["parameters"]
 
-    view = service.open_session(monet.session_id)  # read back from the database
-    assert [p.artists for p in (service.get_picture(monet.picture.id), service.get_picture(plain.picture.id))] == [
+    library = library_for(service, data_dir)
+    view = library.open_session(monet.session_id)  # read back from the database
+    assert [p.artists for p in (library.get_picture(monet.picture.id), library.get_picture(plain.picture.id))] == [
         ("Claude Monet",),
         (),
     ]

@@ -13,7 +13,7 @@ from illustrator.plan import ChatMessage, Plan, RefinerState
 from illustrator.refiner import FallbackRefiner
 from illustrator.stories import StoryService
 from illustrator.story import continue_from_previous, split_into_beats
-from tests.illustrator.test_service import make_service
+from tests.illustrator.test_service import library_for, make_service
 
 POEM = """The lighthouse keeper climbs the stair
 with lantern raised against the night;
@@ -48,7 +48,7 @@ class FlakyRefiner(FallbackRefiner):
 
 def _story(data_dir: Path, generator, refiner=None) -> tuple[StoryService, str]:
     turns, _ = make_service(data_dir, generator, refiner or FallbackRefiner())
-    stories = StoryService(turns._db, turns)  # the same database the turn service writes
+    stories = StoryService(turns._db, turns, library_for(turns, data_dir))  # the same database and files
     view = stories.save(None, POEM, stories.propose(POEM).beats)
     return stories, view.session_id
 
@@ -77,9 +77,9 @@ def test_draw_all_stops_and_goes_on_without_losing_a_picture(data_dir: Path, off
     assert rest.drawn == [1, 2] and not rest.failed and not rest.stopped
     beats = rest.story.beats
     assert beats[0].picture_id == kept  # nothing drawn before is redrawn or lost
-    third = stories._turns.get_picture(beats[2].picture_id)  # type: ignore[arg-type]
+    third = stories._library.get_picture(beats[2].picture_id)  # type: ignore[arg-type]
     assert third.action == "edit" and third.parent_id == beats[1].picture_id
-    view = stories._turns.open_session(session_id)
+    view = stories._library.open_session(session_id)
     assert [m.content for m in view.messages if m.role == "user"][0].startswith("Beat 1: The lighthouse keeper")
     assert len([m for m in view.messages if m.picture is not None]) == 3  # each beat an ordinary turn
 
@@ -104,7 +104,7 @@ def test_a_story_must_fit_its_passage(data_dir: Path, offline_generator) -> None
     with pytest.raises(InvalidInput, match="does not fit"):
         stories.save(session_id, "short", beats)
     with pytest.raises(InvalidInput, match="no story"):
-        stories.draw_all(stories._turns.create_session("Empty").id)
+        stories.draw_all(stories._library.create_session("Empty").id)
 
 
 def test_story_and_export_commands(data_dir: Path, offline_generator, tmp_path: Path) -> None:
