@@ -37,7 +37,12 @@ def test_parameters_text_is_read_in_linear_time(size: int) -> None:
         assert time.monotonic() - began < 2.0, (text[:20], size)
     # and the ordinary text still reads back
     values = parse_parameters_text('a fox\nSteps: 4, Sampler: "Euler, a", CFG scale: 7.5, Seed: 1, Size: 64x64')
-    assert (values["prompt"], values["steps"], values["sampler"], values["guidance_scale"]) == ("a fox", 4, "Euler, a", 7.5)
+    assert (values["prompt"], values["steps"], values["sampler"], values["guidance_scale"]) == (
+        "a fox",
+        4,
+        "Euler, a",
+        7.5,
+    )
 
 
 def _png(path: Path, parameters: str) -> Path:
@@ -60,7 +65,9 @@ def test_a_hostile_import_neither_freezes_the_server_nor_takes_long(start_app: S
 
         def work(path: Path = path, outcome: dict[str, object] = outcome) -> None:
             try:
-                outcome["value"] = Client(url, verbose=False).predict(handle_file(str(path)), api_name="/import_picture")
+                outcome["value"] = Client(url, verbose=False).predict(
+                    handle_file(str(path)), api_name="/import_picture"
+                )
             except Exception as e:  # gradio_client's AppError carries the writer's message
                 outcome["error"] = str(e)
 
