@@ -35,6 +35,7 @@ from storage.files import PictureFiles
 from storage.recovery import recover
 from storage.thumbnails import Thumbnails
 from ui.guard import guard_file_inputs
+from ui.hosts import HostGuard, allowed_hosts
 
 logger = logging.getLogger("illustrator.app")
 
@@ -781,6 +782,7 @@ def build_web_app(app: Illustrator, demo: gr.Blocks) -> FastAPI:
     # As after demo.launch(): demo.close() then stops the mounted app's open streams (heartbeats) at once.
     demo.app = next(r.app for r in web.routes if isinstance(r, Mount) and isinstance(r.app, GradioApp))
     guard_file_inputs(demo)  # Gradio's own input-file check, which mounting leaves off
+    web.add_middleware(HostGuard, hosts=allowed_hosts(app.settings, lan_address()))  # Host, CORS, framing
     return web
 
 
