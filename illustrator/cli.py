@@ -163,6 +163,7 @@ def _add_data_commands(commands: argparse._SubParsersAction) -> None:
     data_dir = Path(os.environ.get("ILLUSTRATOR_DATA_DIR", Path.home() / ".illustrator"))
     backup = commands.add_parser("backup", help="copy the database and pictures while the app runs (safe)")
     backup.add_argument("destination", type=Path, help="a new or empty folder")
+    commands.add_parser("hash-password", help="read a password on stdin, print its hash for the password file")
     recover = commands.add_parser("recover-pictures", help="bring set-aside pictures back into their sessions")
     for command in (backup, recover):
         command.add_argument(
@@ -214,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        if args.command in ("backup", "recover-pictures"):
+        if args.command in ("backup", "recover-pictures", "hash-password"):
             return _data_command(args)
         settings = settings_from_args(args)
         if args.command == "serve":
@@ -230,6 +231,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _data_command(args: argparse.Namespace) -> int:
+    if args.command == "hash-password":
+        import getpass
+
+        from illustrator.access import hash_password
+
+        password = getpass.getpass("Password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\r\n")
+        print(hash_password(password))
+        return 0
     data_dir = args.data_dir.expanduser().resolve()
     if args.command == "backup":
         from storage.backup import backup_data

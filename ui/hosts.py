@@ -7,6 +7,7 @@
   that page (Gradio allows any localhost origin, with credentials); its preflight is refused outright.
 - Framing: no page may be shown inside another site's frame (`frame-ancestors 'none'`, `X-Frame-Options: DENY`),
   so the editing UI cannot be overlaid for clickjacking.
+- It also notes the client's address for the login throttle (`illustrator.access.CLIENT_ADDRESS`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from illustrator.access import is_local
+from illustrator.access import CLIENT_ADDRESS, is_local
 from illustrator.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,8 @@ class HostGuard:
             else:
                 await PlainTextResponse("Unknown host.", status_code=400)(scope, receive, send)
             return
+        client = scope.get("client")
+        CLIENT_ADDRESS.set(str(client[0]) if client else "unknown")  # for the login throttle, per address
         origin = headers.get("origin")
         foreign = origin is not None and urlsplit(origin).netloc.lower() != host.lower()
         if foreign and scope.get("method") == "OPTIONS" and "access-control-request-method" in headers:
