@@ -34,7 +34,7 @@ from storage.db import create_db
 from storage.files import PictureFiles
 from storage.recovery import recover
 from storage.thumbnails import Thumbnails
-from ui.guard import guard_file_inputs
+from ui.guard import guard_inputs
 from ui.hosts import HostGuard, allowed_hosts
 
 logger = logging.getLogger("illustrator.app")
@@ -599,7 +599,8 @@ def build_ui(app: Illustrator) -> gr.Blocks:
 
 def _refresh_sessions(app: Illustrator) -> Callable[[str | None], tuple]:
     def refresh(query: str | None = None) -> tuple:
-        rows, ids = session_samples(app, query)
+        with writer_errors():  # a search too long to run: one sentence
+            rows, ids = session_samples(app, query)
         return gr.Dataset(samples=rows), ids
 
     return refresh
@@ -781,7 +782,7 @@ def build_web_app(app: Illustrator, demo: gr.Blocks) -> FastAPI:
     )
     # As after demo.launch(): demo.close() then stops the mounted app's open streams (heartbeats) at once.
     demo.app = next(r.app for r in web.routes if isinstance(r, Mount) and isinstance(r.app, GradioApp))
-    guard_file_inputs(demo)  # Gradio's own input-file check, which mounting leaves off
+    guard_inputs(demo)  # Gradio's own input-file check (mounting leaves it off), text as text, unknown events 404
     web.add_middleware(HostGuard, hosts=allowed_hosts(app.settings, lan_address()))  # Host, CORS, framing
     return web
 

@@ -10,11 +10,12 @@ from urllib.parse import quote
 
 import uvicorn
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
 from illustrator.errors import IllustratorError, NotFound
 from illustrator.export import storyboard_html
 from illustrator.library import Library
+from storage.pngmeta import without_private_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -61,9 +62,11 @@ def share_routes(library: Library) -> APIRouter:
             return _not_found()
         try:
             path = library.shared_picture(token, int(picture_id))
-        except IllustratorError:
+            # someone else's copy: without our own JSON chunk (the internal session id and the plan)
+            data = without_private_metadata(path.read_bytes())
+        except (IllustratorError, OSError):
             return _not_found()
-        return FileResponse(path, media_type="image/png", headers=SHARE_HEADERS)
+        return Response(data, media_type="image/png", headers=SHARE_HEADERS)
 
     return router
 

@@ -210,3 +210,29 @@ def read_png_metadata(path_or_file: str | Path | IO[bytes]) -> dict[str, Any]:
             decoded = None
         ours = decoded if isinstance(decoded, dict) else None
     return {"parameters": parameters if isinstance(parameters, str) else None, "illustrator": ours}
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
+
+
+def without_private_metadata(data: bytes) -> bytes:
+    """The PNG's bytes without our own JSON chunk (the internal session id, lineage and plan), for a shared copy.
+
+    Every other chunk is kept byte for byte: the pixels and the A1111 `parameters` text other tools read.
+    """
+    if not data.startswith(_PNG_SIGNATURE):
+        raise InvalidInput("That file is not a PNG picture.")
+    kept = [_PNG_SIGNATURE]
+    position = len(_PNG_SIGNATURE)
+    while position + 8 <= len(data):
+        length = int.from_bytes(data[position : position + 4], "big")
+        kind = data[position + 4 : position + 8]
+        end = position + 12 + length  # length, type, data, CRC
+        if end > len(data):
+            raise InvalidInput("That PNG picture is damaged.")
+        keyword = data[position + 8 : position + 8 + min(length, 80)].split(b"\x00", 1)[0]
+        if not (kind in _TEXT_CHUNKS and keyword == ILLUSTRATOR_KEY.encode()):
+            kept.append(data[position:end])
+        position = end
+    return b"".join(kept)

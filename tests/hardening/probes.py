@@ -31,7 +31,9 @@ def queue_call(url: str, fn_index: int, data: list[Any], *, timeout: float = 30,
     """Join the queue as the page's script does and wait for the last message ("process_completed", or an error)."""
     session_hash = secrets.token_hex(8)
     body = {"data": data, "fn_index": fn_index, "session_hash": session_hash, "event_data": None, "trigger_id": None}
-    joined = httpx.post(f"{url}gradio_api/queue/join", json=body, headers=headers, timeout=timeout)
+    raw = json.dumps(body)  # as a script may send it: NaN included
+    headers = {"Content-Type": "application/json", **headers}
+    joined = httpx.post(f"{url}gradio_api/queue/join", content=raw, headers=headers, timeout=timeout)
     if joined.status_code != 200:
         return {"msg": "refused", "status_code": joined.status_code, "text": joined.text}
     params = {"session_hash": session_hash}
