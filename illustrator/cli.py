@@ -163,7 +163,8 @@ def _add_data_commands(commands: argparse._SubParsersAction) -> None:
     data_dir = Path(os.environ.get("ILLUSTRATOR_DATA_DIR", Path.home() / ".illustrator"))
     backup = commands.add_parser("backup", help="copy the database and pictures while the app runs (safe)")
     backup.add_argument("destination", type=Path, help="a new or empty folder")
-    commands.add_parser("hash-password", help="read a password on stdin, print its hash for the password file")
+    hashing = commands.add_parser("hash-password", help="read a password, print NAME:HASH for the password file")
+    hashing.add_argument("name", nargs="?", default=None, help="the login name to print before the hash")
     recover = commands.add_parser("recover-pictures", help="bring set-aside pictures back into their sessions")
     for command in (backup, recover):
         command.add_argument(
@@ -237,7 +238,7 @@ def _data_command(args: argparse.Namespace) -> int:
         from illustrator.access import hash_password
 
         password = getpass.getpass("Password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\r\n")
-        print(hash_password(password))
+        print(f"{args.name}:{hash_password(password)}" if args.name else hash_password(password))
         return 0
     data_dir = args.data_dir.expanduser().resolve()
     if args.command == "backup":

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,10 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_a_backup_made_while_writers_write_is_whole(start_app: Start, data_dir: Path, tmp_path: Path) -> None:
+def test_a_backup_made_while_writers_write_is_whole(
+    start_app: Start, data_dir: Path, tmp_path: Path, probes: Callable[[int], None]
+) -> None:
+    probes(2)  # a backup while turns are written, one over an existing backup
     url, _ = start_app()
     client = Client(url, verbose=False)
     _, _, _, session_id, _ = send(client, "turn 0: a lighthouse")
@@ -71,8 +75,9 @@ def test_a_backup_made_while_writers_write_is_whole(start_app: Start, data_dir: 
 
 
 def test_restoring_an_older_database_sets_newer_pictures_aside_and_they_come_back(
-    start_app: Start, data_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    start_app: Start, data_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, probes: Callable[[int], None]
 ) -> None:
+    probes(1)  # an older database restored over newer pictures
     url, _ = start_app()
     client = Client(url, verbose=False)
     _, _, _, session_id, _ = send(client, "a lighthouse on a cliff")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -20,7 +21,9 @@ def _cache_files() -> set[Path]:
     return {p for p in root.rglob("*") if p.is_file()} if root.exists() else set()
 
 
-def test_no_event_input_can_name_a_file_on_the_server(start_app: Start, data_dir: Path, tmp_path: Path) -> None:
+def test_no_event_input_can_name_a_file_on_the_server(
+    start_app: Start, data_dir: Path, tmp_path: Path, probes: Callable[[int], None]
+) -> None:
     url, _ = start_app()
     send(Client(url, verbose=False), "a lighthouse on a cliff")  # the database now holds a turn worth stealing
     secret = tmp_path / "secret.png"
@@ -40,6 +43,7 @@ def test_no_event_input_can_name_a_file_on_the_server(start_app: Start, data_dir
             began = time.monotonic()
             answer = queue_call(url, fn_index, data)
             tried += 1
+            probes(1)
             assert answer.get("success") is not True, (target, answer)
             assert time.monotonic() - began < 10, f"{target} held the server"
             assert _cache_files() == before, f"{target} was copied into Gradio's cache"

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 
 from illustrator.web import lan_address
 from tests.hardening.conftest import Start
 
 
-def test_other_hosts_and_origins_get_nothing_and_the_ui_cannot_be_framed(start_app: Start) -> None:
+def test_other_hosts_and_origins_get_nothing_and_the_ui_cannot_be_framed(
+    start_app: Start, probes: Callable[[int], None]
+) -> None:
     url, _ = start_app()
     port = httpx.URL(url).port
     tried = 0
@@ -41,6 +45,7 @@ def test_other_hosts_and_origins_get_nothing_and_the_ui_cannot_be_framed(start_a
         assert answer.headers["x-frame-options"] == "DENY"
         assert "frame-ancestors 'none'" in answer.headers.get_list("content-security-policy")
     assert tried == 19
+    probes(tried)
 
 
 def test_under_listen_the_lan_address_and_configured_host_are_served(start_app: Start) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -29,8 +30,9 @@ HOSTILE = [
 
 
 @pytest.mark.parametrize("size", [64 * 1024, 1024 * 1024])
-def test_parameters_text_is_read_in_linear_time(size: int) -> None:
+def test_parameters_text_is_read_in_linear_time(size: int, probes: Callable[[int], None]) -> None:
     for make in HOSTILE:
+        probes(1)
         text = make(size)
         began = time.monotonic()
         parse_parameters_text(text)
@@ -52,7 +54,9 @@ def _png(path: Path, parameters: str) -> Path:
     return path
 
 
-def test_a_hostile_import_neither_freezes_the_server_nor_takes_long(start_app: Start, tmp_path: Path) -> None:
+def test_a_hostile_import_neither_freezes_the_server_nor_takes_long(
+    start_app: Start, tmp_path: Path, probes: Callable[[int], None]
+) -> None:
     url, _ = start_app()
     at_the_cap = "a" * (MAX_PARAMETERS_CHARS - 40) + "\nSteps: 4, Seed: 7, Size: 64x64"
     cases = [
@@ -61,6 +65,7 @@ def test_a_hostile_import_neither_freezes_the_server_nor_takes_long(start_app: S
         (_png(tmp_path / "10m.png", "a b" * (10 * 1024 * 1024 // 3)), "too long to import"),
     ]
     for path, refused in cases:
+        probes(1)
         outcome: dict[str, object] = {}
 
         def work(path: Path = path, outcome: dict[str, object] = outcome) -> None:

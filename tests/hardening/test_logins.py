@@ -6,6 +6,7 @@ import logging
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -30,8 +31,9 @@ def _login(url: str, name: str, password: str, address: str) -> tuple[int, float
 
 
 def test_wrong_passwords_wait_longer_and_longer_per_name_and_address(
-    start_app: Start, caplog: pytest.LogCaptureFixture
+    start_app: Start, caplog: pytest.LogCaptureFixture, probes: Callable[[int], None]
 ) -> None:
+    probes(7)
     url, _ = start_app(logins=(ANN, ("bo", "hunter22-pass")))
     # 1. one guesser, one at a time: the first three are free, then 1 s, 2 s, … (the page stays served meanwhile)
     took = [_login(url, "ann", f"guess-{n}", "10.0.0.1") for n in range(3)]
@@ -53,8 +55,9 @@ def test_wrong_passwords_wait_longer_and_longer_per_name_and_address(
 
 
 def test_a_flood_of_guesses_is_cut_short_and_logged_in_a_few_lines(
-    start_app: Start, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    start_app: Start, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, probes: Callable[[int], None]
 ) -> None:
+    probes(64)
     monkeypatch.setattr(throttle, "FIRST_DELAY", 0.25)
     monkeypatch.setattr(throttle, "MAX_WAIT", 3.0)
     url, _ = start_app(logins=(ANN,))
@@ -69,7 +72,8 @@ def test_a_flood_of_guesses_is_cut_short_and_logged_in_a_few_lines(
     assert "guess-" not in caplog.text  # passwords are never logged
 
 
-def test_passwords_and_the_password_file(start_app: Start, tmp_path: Path) -> None:
+def test_passwords_and_the_password_file(start_app: Start, tmp_path: Path, probes: Callable[[int], None]) -> None:
+    probes(6)
     for text in ("ann:short", "ann:1234567"):
         with pytest.raises(InvalidInput, match="at least 8 characters"):
             parse_login(text)

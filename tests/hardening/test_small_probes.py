@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -27,7 +28,8 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def test_the_smaller_probes(start_app: Start, data_dir: Path, tmp_path: Path) -> None:
+def test_the_smaller_probes(start_app: Start, data_dir: Path, tmp_path: Path, probes: Callable[[int], None]) -> None:
+    probes(14)  # a shared copy, a search, two imports, five bad inputs, three titles, two events
     url, _ = start_app()
     client = Client(url, verbose=False)
     _, _, _, session_id, _ = send(client, "a lighthouse on a cliff")
