@@ -14,6 +14,7 @@ import contextvars
 import hmac
 import ipaddress
 import logging
+import secrets
 import stat
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
@@ -143,9 +144,13 @@ def login_for(settings: Settings) -> LoginCheck | None:
         if wait is None:  # too many failures lately: refused without looking at the password
             throttle.failed(name, address, reserved=False)
             return False
-        if wait:
-            await asyncio.sleep(wait)  # the event loop serves everyone else meanwhile
-        matched = await asyncio.to_thread(matches, name, str(password))  # argon2 takes tens of milliseconds
+        try:
+            if wait:
+                await asyncio.sleep(wait)  # the event loop serves everyone else meanwhile
+            matched = await asyncio.to_thread(matches, name, str(password))  # argon2 takes tens of milliseconds
+        except asyncio.CancelledError:  # the client went away: its turn counts as a failure
+            throttle.failed(name, address)
+            raise
         if matched:
             throttle.succeeded(name, address)
         else:
@@ -162,7 +167,9 @@ def _matcher(logins: Iterable[Login]) -> Callable[[str, str], bool]:
 
     hasher = PasswordHasher()
     known = tuple((name.encode(), password) for name, password in logins)
-    decoy = hasher.hash("an unknown name: spend the time a real check takes")
+    hashed = any(password.startswith(HASH_PREFIX) for _, password in known)
+    # an unknown name is checked against a decoy of the same kind, so its answer takes as long
+    decoy = hasher.hash(secrets.token_hex(16)) if hashed else secrets.token_hex(16)
 
     def matches(name: str, password: str) -> bool:
         given = name.encode()

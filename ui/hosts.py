@@ -1,8 +1,8 @@
 """Who may talk to the server: only the host names it serves, no cross-origin reads, and no framing of the UI.
 
 - Host header: a request must name a host this server serves (127.0.0.1, localhost, ::1; under --listen also the
-  LAN address and the configured host), else HTTP 400. A page on another site that a DNS name re-pointed at this
-  machine (DNS rebinding) sends its own host name, and is refused before anything is read.
+  LAN address, this machine's name and the configured host), else HTTP 400. A page on another site whose DNS name
+  was re-pointed at this machine (DNS rebinding) sends its own host name, and is refused before anything is read.
 - CORS: a request from another origin gets no `Access-Control-Allow-*` headers, so the browser hides the answer from
   that page (Gradio allows any localhost origin, with credentials); its preflight is refused outright.
 - Framing: no page may be shown inside another site's frame (`frame-ancestors 'none'`, `X-Frame-Options: DENY`),
@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
@@ -37,6 +38,9 @@ def allowed_hosts(settings: Settings, lan_address: str | None) -> frozenset[str]
             hosts.add(settings.host)
         if lan_address:
             hosts.add(lan_address)
+        name = socket.gethostname()  # this machine's own names, as other devices on the network may use them
+        if name:
+            hosts.update({name, f"{name}.local"})
     return frozenset(host.strip("[]").lower() for host in hosts)
 
 
