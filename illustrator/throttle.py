@@ -79,7 +79,7 @@ class LoginThrottle:
     def _step(failures: int) -> float:
         if failures < FREE_FAILURES:
             return 0.0
-        return min(LONGEST_DELAY, FIRST_DELAY * 2 ** (failures - FREE_FAILURES))
+        return float(min(LONGEST_DELAY, FIRST_DELAY * 2.0 ** (failures - FREE_FAILURES)))
 
     def _record(self, key: str, now: float) -> _Record:
         record = self._records.get(key)

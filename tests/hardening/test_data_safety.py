@@ -21,7 +21,7 @@ from tests.hardening.conftest import Start, rows
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "illustrator.cli", *args], capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-m", "ui.cli", *args], capture_output=True, text=True, timeout=120, check=False
     )
 
 

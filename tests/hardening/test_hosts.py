@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import httpx
 
-from illustrator.web import lan_address
 from tests.hardening.conftest import Start
+from ui.server import lan_address
 
 
 def test_other_hosts_and_origins_get_nothing_and_the_ui_cannot_be_framed(

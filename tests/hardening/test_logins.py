@@ -78,7 +78,7 @@ def test_passwords_and_the_password_file(start_app: Start, tmp_path: Path, probe
         with pytest.raises(InvalidInput, match="at least 8 characters"):
             parse_login(text)
     made = subprocess.run(
-        [sys.executable, "-m", "illustrator.cli", "hash-password"],
+        [sys.executable, "-m", "ui.cli", "hash-password"],
         input="long-enough-pass\n",
         capture_output=True,
         text=True,

@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_data_commands(commands: argparse._SubParsersAction) -> None:
+def _add_data_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     data_dir = Path(os.environ.get("ILLUSTRATOR_DATA_DIR", Path.home() / ".illustrator"))
     backup = commands.add_parser("backup", help="copy the database and pictures while the app runs (safe)")
     backup.add_argument("destination", type=Path, help="a new or empty folder")
@@ -264,17 +264,15 @@ def _serve(settings: Settings) -> int:
     from illustrator.access import check_access
 
     check_access(settings)  # before anything loads: no login on the network is refused at once
-    import app
+    from ui.server import lan_address, serve
 
     if settings.host == "0.0.0.0":
-        from illustrator.web import lan_address
-
         address = lan_address()
         if address:
             print(f"Serving on the local network: open http://{address}:{settings.port}/ on another device.")
         else:
             print("Serving on all interfaces, but this machine has no local network address right now.")
-    app.main(settings)
+    serve(settings)
     return 0
 
 
