@@ -120,7 +120,8 @@ def decode_greedy(
             new += accepted
             pending = [accepted[-1]]
             if candidates:  # propose more after a full match, fewer after a miss (as transformers' heuristic does)
-                proposing = min(lookup_tokens, proposing + 2) if len(accepted) > len(candidates) else max(1, proposing - 1)
+                hit = len(accepted) > len(candidates)
+                proposing = min(lookup_tokens, proposing + 2) if hit else max(1, proposing - 1)
             if stop(new):
                 break
     if caches is not None:
