@@ -105,7 +105,7 @@ def decode_greedy(
     cache, reused = caches.take(ids) if caches is not None else (None, 0)
     if cache is None:
         cache = DynamicCache(config=model.config)
-    tokens, new = list(ids), []
+    tokens, new = list(ids), list[int]()
     pending = tokens[reused:]  # in the sequence, not yet in the cache
     passes, proposing = 0, lookup_tokens
     with torch.inference_mode():
