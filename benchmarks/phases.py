@@ -122,6 +122,11 @@ class ScriptedPlans:
 
         model.generate = generate
 
+    def hook(self, start: int) -> Any:
+        """The scores hook for a refiner that decodes by itself (kept caches): the plan's tokens from `start` on."""
+        script = self.tokenizer(self.plan, add_special_tokens=False)["input_ids"] + [self.tokenizer.eos_token_id]
+        return _Script(script, start)
+
     def tokens(self, plan: str) -> int:
         return len(self.tokenizer(plan, add_special_tokens=False)["input_ids"])
 
