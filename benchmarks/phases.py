@@ -49,6 +49,9 @@ class Options:
     startup: bool = True
     compile: bool = False
     tiny: bool = False
+    optimised: bool = True
+    refiner_turns: bool = True
+    int8: bool = True
 
 
 # 1. plain diffusers ---------------------------------------------------------------------------------------------

@@ -40,6 +40,17 @@ def render_markdown(results: dict[str, Any]) -> str:
     lines += _turn_table(results)
     lines += ["", *_parts_table(results), ""]
     lines += _summary_lines(results)
+    lines += _limits_lines(results)
+    if results.get("refiner_turns"):
+        from benchmarks.refiner_turns import summary_lines as refiner_lines
+
+        lines += ["", *refiner_lines(results["refiner_turns"])]
+    if results.get("int8") and "error" not in results["int8"]:
+        from benchmarks.quantize import summary_lines as int8_lines
+
+        lines += ["", *int8_lines(results["int8"])]
+    elif results.get("int8"):
+        lines += ["", f"- int8 was not measured: {results['int8']['error']}"]
     if "compile" in results:
         lines += ["", *_compile_lines(results["compile"])]
     if "startup" in results:
@@ -160,6 +171,27 @@ def _summary_lines(results: dict[str, Any]) -> list[str]:
             else "."
         )
     )
+    return lines
+
+
+def _limits_lines(results: dict[str, Any]) -> list[str]:
+    summary, lines = results["summary"], []
+    if "optimised" in results:
+        optimised = results["optimised"]
+        lines.append(
+            f"- Optimised plain recipe ({optimised['dtype']}, channels-last, TAESD; bare draw): txt2img "
+            f"{_s(optimised['txt2img']['median_s'])}, img2img {_s(optimised['img2img']['median_s'])}; our turn is "
+            f"**{summary['speedup_txt2img_vs_optimised']}x** its speed (txt2img; target >= 0.83, i.e. at most 1.2x "
+            f"its time), edit {summary['speedup_img2img_vs_optimised']}x."
+        )
+    limits = results.get("limits", {})
+    if "unet_peak_fraction" in limits:
+        peak = limits["matmul_peak"]
+        lines.append(
+            f"- Matmul peak ({peak['size']}² {peak['dtype']}, best run): {peak['gflops']:.0f} GFLOP/s. The UNet step "
+            f"({limits['unet_gflop_per_step']:.0f} GFLOP, counted) runs at {limits['unet_gflops']:.0f} GFLOP/s: "
+            f"**{limits['unet_peak_fraction'] * 100:.0f}%** of the peak."
+        )
     return lines
 
 

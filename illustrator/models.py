@@ -146,7 +146,12 @@ def load_generator(settings: Settings, notices: list[str]) -> Generator:
     if not settings.offline and source != OFFLINE_MODEL:
         try:
             pipelines = load_image_pipeline(
-                source, device=device, dtype=dtype, fast_decoder=fast_decoder, decoder=decoder
+                source,
+                device=device,
+                dtype=dtype,
+                fast_decoder=fast_decoder,
+                decoder=decoder,
+                quantize=settings.quantize,
             )
             _note_fast_decoder(pipelines, fast_decoder, decoder, notices)
             pipelines.defaults = _with_overrides(pipelines, settings)
