@@ -226,6 +226,7 @@ def measure_ours(
     watch.wrap(service, "_save_turn", "save")
     watch.wrap(generator.pipelines.text_to_image.vae, "encode", "vae_encode")
     watch.wrap(generator.pipelines.image_to_image.vae, "encode", "vae_encode")
+    _wrap_inner_steps(watch, service, generator, refiner)
     sync = generator.device.type == "cuda"
 
     def turn(session: str | None, message: str, plan: str, action: str) -> str:
@@ -276,6 +277,41 @@ def measure_ours(
             "after_turns": _memory_delta(baseline, after=after)["after"],
         },
     }, context
+
+
+def _wrap_inner_steps(watch: Stopwatch, service: Any, generator: Any, refiner: Any) -> None:
+    """Time the steps inside refine, draw and save too, so that the turn's overhead can be told apart step by step."""
+    text_to_image, image_to_image = generator.pipelines.text_to_image, generator.pipelines.image_to_image
+    watch.wrap(service, "send", "turn")
+    watch.wrap(refiner, "build_messages", "refine_prompt")
+    for pipeline in (text_to_image, image_to_image):
+        watch.wrap(pipeline, "encode_prompt", "text_encode")
+        watch.wrap(pipeline.image_processor, "postprocess", "postprocess")
+    watch.wrap(text_to_image.unet, "forward", "unet")  # one object in both pipelines (from_pipe)
+    watch.wrap(text_to_image.vae, "decode", "decode")
+    watch.wrap(service._files, "save", "png_save")
+    watch.wrap(service._latents, "put", "latents_keep")
+
+
+def overhead_by_step(turn: dict[str, float], parts: dict[str, Any], decoder: str) -> dict[str, float]:
+    """The turn's overhead over its parts alone, split: each part inside the turn minus alone, and what no part holds.
+
+    The values add up to the turn minus the sum of the parts (up to the difference between sums and medians).
+    """
+    alone = {key: parts[key]["median_s"] for key in ("llm_rewrite", "text_encode", "unet_step", decoder, "save")}
+    draw_inside = turn.get("text_encode", 0.0) + turn.get("unet", 0.0) + turn.get("decode", 0.0)
+    split = {
+        "refine_inside_minus_alone": turn["refine"] - alone["llm_rewrite"],
+        "text_encode_inside_minus_alone": turn.get("text_encode", 0.0) - alone["text_encode"],
+        "unet_inside_minus_alone": turn.get("unet", 0.0) - alone["unet_step"],
+        "decode_inside_minus_alone": turn.get("decode", 0.0) - alone[decoder],
+        "pipeline_rest (scheduler, latents, postprocess to PIL)": turn["draw"] - draw_inside,
+        "save_inside_minus_alone": turn["save"] - alone["save"],
+        "outside refine/draw/save (checks, storing the message, keeping latents)": (
+            turn.get("turn", 0.0) - turn["refine"] - turn["draw"] - turn["save"]
+        ),
+    }
+    return {key: round(value, 4) for key, value in split.items()}
 
 
 # 3. each part alone -----------------------------------------------------------------------------------------------

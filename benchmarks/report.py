@@ -157,6 +157,8 @@ def _summary_lines(results: dict[str, Any]) -> list[str]:
         f"{summary['txt2img_overhead_s']:.2f} s, **{summary['txt2img_overhead_share'] * 100:.1f}%** of the "
         "turn."
     )
+    for step, seconds in summary.get("txt2img_overhead_by_step_s", {}).items():
+        lines.append(f"  - {step}: {seconds:+.3f} s")
     lines.append(
         f"- Refiner's share of the turn: {summary['refiner_share_txt2img'] * 100:.0f}% (txt2img), "
         f"{summary['refiner_share_edit'] * 100:.0f}% (edit)."

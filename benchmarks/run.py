@@ -187,6 +187,8 @@ def _int8(generator: Any, options: Any) -> dict[str, Any]:
 
 def summarize(results: dict[str, Any]) -> dict[str, Any]:
     """The ratios the targets are about."""
+    from benchmarks.phases import overhead_by_step
+
     ours, parts = results["ours"], results["parts"]
     decoder = "taesd_decode" if ours["settings"]["decoder"] == "fast" else "vae_decode"
     model_parts = {
@@ -209,6 +211,9 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
         "edit_turn_vae_encode_s": ours["edit_turn"]["steps_s"].get("vae_encode", 0.0),
         "sharing_ratio": _ratio(results["sharing"]["both"]["rss_mb"], results["sharing"]["one"]["rss_mb"]),
     }
+    steps = ours["txt2img_turn"]["steps_s"]
+    if "turn" in steps:
+        summary["txt2img_overhead_by_step_s"] = overhead_by_step(steps, parts, decoder)
     if "plain" in results:
         plain = results["plain"]
         summary["speedup_txt2img"] = _ratio(plain["txt2img"]["median_s"], turn)
