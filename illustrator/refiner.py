@@ -153,7 +153,12 @@ class LLMRefiner(Refiner):
         import torch
 
         if self.kept is not None:
-            return self._complete_kept(list(inputs["input_ids"][0].tolist()), done)
+            try:
+                return self._complete_kept(list(inputs["input_ids"][0].tolist()), done)
+            except (ValueError, NotImplementedError, AttributeError) as e:
+                # a model whose cache cannot be cut back (recurrent or sliding layers): decode as transformers does
+                logger.warning("Refiner %s cannot keep its KV caches (%s); decoding as before.", self.name, e)
+                self.kept = None
         inputs = inputs.to(self.model.device)
         prompt_length = inputs["input_ids"].shape[1]
         started = time.perf_counter()

@@ -127,3 +127,17 @@ def test_decode_greedy_stops_at_the_token_limit(tiny_llm: tuple[Any, Any]) -> No
     ids = tokenizer("a mermaid near a waterfall, a mermaid near a", add_special_tokens=False)["input_ids"]
     decoded = decode_greedy(model, ids, caches=None, max_new_tokens=5, stop=lambda new: False)
     assert len(decoded.tokens) == 5 and decoded.reused == 0
+
+
+def test_a_model_whose_cache_cannot_be_cut_back_decodes_as_before(tiny_llm: tuple[Any, Any]) -> None:
+    from transformers import MambaConfig, MambaForCausalLM
+
+    _, tokenizer = tiny_llm
+    torch.manual_seed(0)
+    model = MambaForCausalLM(MambaConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1)).eval()
+    plain = LLMRefiner(model, tokenizer, name="plain", prompt_lookup_tokens=0, cache_prefix=False, max_new_tokens=12)
+    kept = LLMRefiner(model, tokenizer, name="kept", keep_caches=True, max_new_tokens=12)
+    messages = plain.build_messages([ChatMessage("user", MERMAID)], RefinerState())
+    assert kept._generate_text(messages) == plain._generate_text(messages)  # a recurrent state: nothing to cut
+    assert kept.kept is None  # it does not try again at every turn
+    assert kept._generate_text(messages) == plain._generate_text(messages)
