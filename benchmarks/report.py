@@ -128,7 +128,8 @@ def _parts_table(results: dict[str, Any]) -> list[str]:
         note = ""
         if key == "llm_rewrite":
             note = (
-                f"{figure['dtype']}: {figure['prompt_tokens']} prompt tokens (prefill {figure['prefill_s']:.2f} s), "
+                f"{figure['dtype']}: {figure['prompt_tokens']} prompt tokens ({figure.get('prefill_tokens', '–')} "
+                f"computed in the call; prefill of all {figure['prefill_s']:.2f} s), "
                 f"{figure['new_tokens']} new tokens at {figure['tokens_per_s']:.1f} tokens/s; an answer that "
                 f"hits the {figure['max_new_tokens']}-token limit: {figure['bound_s']:.1f} s; prompt lookup "
                 f"{figure.get('prompt_lookup_tokens', 0)} tokens"

@@ -230,7 +230,8 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
     turns = results.get("refiner_turns")
     if turns:
         summary["refiner_s_turn1"] = turns["today_turn1"]["median_s"]
-        summary["refiner_s_turn10"] = turns["today_turn10"]["median_s"]  # as the app runs it
+        summary["refiner_s_turn10"] = turns["kept_warm_turn10"]["median_s"]  # as the app runs it: kept and warmed
+        summary["refiner_s_turn10_without_kept_caches"] = turns["today_turn10"]["median_s"]
         best = min(turns, key=lambda key: turns[key]["median_s"] if "turn10" in key else float("inf"))
         summary["refiner_s_turn10_best"] = {"lever": best, "median_s": turns[best]["median_s"]}
     return summary

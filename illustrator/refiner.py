@@ -46,6 +46,15 @@ class Refiner:
         """Return the plan for the latest message of `conversation`."""
         raise NotImplementedError
 
+    @property
+    def prepares_ahead(self) -> bool:
+        """Whether `warm` does anything: preparing the next turn while the writer types."""
+        return False
+
+    def warm(self, conversation: Sequence[ChatMessage], state: RefinerState) -> int:
+        """Prepare for a turn that will follow `conversation` in `state`; returns the work done (tokens)."""
+        return 0
+
 
 class FallbackRefiner(Refiner):
     """A deterministic refiner with keyword rules; no model, never fails for a non-empty conversation."""
@@ -219,6 +228,11 @@ class LLMRefiner(Refiner):
         new_tokens = self._until_done(decoded.tokens, done)
         self.last_timing = Timing(seconds=time.perf_counter() - started, new_tokens=len(new_tokens))
         return str(self.tokenizer.decode(new_tokens, skip_special_tokens=True))
+
+    @property
+    def prepares_ahead(self) -> bool:
+        """True when the KV caches are kept: `warm` then prefills the next turn's prompt ahead of time."""
+        return self.kept is not None
 
     def warm(self, conversation: Sequence[ChatMessage], state: RefinerState) -> int:
         """Prefill and keep the KV cache of this conversation's prompt before the next turn; the tokens computed."""

@@ -3,6 +3,7 @@ plain greedy decoding, with only the new part of each prompt prefilled."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -141,3 +142,29 @@ def test_a_model_whose_cache_cannot_be_cut_back_decodes_as_before(tiny_llm: tupl
     assert kept._generate_text(messages) == plain._generate_text(messages)  # a recurrent state: nothing to cut
     assert kept.kept is None  # it does not try again at every turn
     assert kept._generate_text(messages) == plain._generate_text(messages)
+
+
+def test_after_a_turn_the_service_prepares_the_next_so_that_it_prefills_only_the_new_message(
+    tiny_llm: tuple[Any, Any], data_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from illustrator.models import load_generator
+    from illustrator.settings import Settings
+
+    from .test_service import make_service
+
+    model, tokenizer = tiny_llm
+    generator = load_generator(Settings(data_dir=tmp_path_factory.mktemp("models"), offline=True), [])
+    refiner = LLMRefiner(model, tokenizer, name="kept", keep_caches=True, max_new_tokens=8, max_context_tokens=4096)
+    service, _ = make_service(data_dir, generator, refiner)
+    first = service.send(None, MERMAID)
+    service.wait_until_prepared()
+    assert refiner.kept is not None and len(refiner.kept) == 2  # the first call's cache, and the prepared one
+    service.send(first.session_id, "make her hair red")
+    conversation = [
+        ChatMessage("user", MERMAID),
+        ChatMessage("assistant", first.reply.content),
+        ChatMessage("user", "make her hair red"),
+    ]
+    state = RefinerState(first.picture.prompt, first.picture.negative_prompt, has_picture=True)
+    total = len(tokenizer(refiner.prompt_text(conversation, state))["input_ids"])
+    assert refiner.last_prefill_tokens < 100 < total / 10  # the new message and the prompt's tail only
