@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from illustrator.cli import build_parser, settings_from_args
 from illustrator.errors import ModelUnavailable
 from illustrator.quantization import parameter_bytes, quantize
+from ui.cli import build_parser, settings_from_args
 
 
 def test_the_quantize_flag_becomes_a_setting_and_is_off_by_default(tmp_path: Path) -> None:
