@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from illustrator.credits import artists_in, credit_line
 from illustrator.errors import GenerationFailed, InvalidInput, NotFound, StorageError
 from illustrator.images import PictureSource, load_picture
 from illustrator.inputs import check_message, check_options
@@ -21,6 +22,7 @@ from illustrator.settings import Settings
 from illustrator.writers import LOCAL_WRITER, Writer
 from storage.db import Database
 from storage.files import PictureFiles
+from storage.pngmeta import with_artists
 from storage.repository import SessionRepository, title_from_message
 from storage.tables import Message, Picture
 
@@ -79,6 +81,7 @@ class PictureView:
     model: str
     parent_id: int | None
     created_at: datetime
+    artists: tuple[str, ...] = ()  # the artists its style is credited to; none: a general model output
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,7 @@ class TurnService:
         self._cancel_events: dict[str, tuple[Writer, threading.Event]] = {}  # by session id, with its writer
         self._cancel_lock = threading.Lock()
         self._latents = LatentCache()  # an edit of a picture drawn here starts from its latents: no VAE encode
+        self._warming: threading.Thread | None = None  # the refiner preparing the next turn
 
     # Turns ---------------------------------------------------------------------------------------
 
@@ -213,7 +217,31 @@ class TurnService:
         result = self._save_turn(session_id, plan, drawn, base)
         if drawn.latents is not None:
             self._latents.put(result.picture.file_name, drawn.latents, model_name=drawn.model_name)
+
+        # 6. while the writer reads and types, the refiner prefills the conversation so far for the next turn
+        self._prepare_next_turn([*conversation, ChatMessage("assistant", result.reply.content)], result.picture)
         return result
+
+    def wait_until_prepared(self, timeout: float | None = None) -> None:
+        """Wait until the refiner has prepared the next turn (benchmarks and tests; the app never waits)."""
+        warming = self._warming
+        if warming is not None:
+            warming.join(timeout)
+
+    def _prepare_next_turn(self, conversation: list[ChatMessage], picture: PictureView) -> None:
+        refiner = self._models.refiner()
+        if not refiner.prepares_ahead:
+            return
+        state = RefinerState(last_prompt=picture.prompt, last_negative_prompt=picture.negative_prompt, has_picture=True)
+
+        def warm() -> None:
+            try:
+                refiner.warm(conversation, state)
+            except Exception:  # a cache not prepared only costs the next turn its prefill
+                logger.warning("Preparing the refiner for the next turn failed", exc_info=True)
+
+        self._warming = threading.Thread(target=warm, name="refiner-warm", daemon=True)
+        self._warming.start()
 
     def check_message(self, text: str) -> str:
         """The message, stripped; InvalidInput if it is empty, too long or holds control characters."""
@@ -326,9 +354,12 @@ class TurnService:
         parent_id = base.id if base and plan.action is not Action.NEW else None
         with self._db.session() as db:
             turn = max((m.turn for m in SessionRepository(db).list_messages(session_id)), default=0)
+        artists = artists_in(params.prompt)  # credited apart from the prompt: what the picture was drawn after
         metadata = {"session_id": session_id, "turn": turn, "parent_id": parent_id, "plan": plan.to_dict()}
+        metadata.update(artists=artists, credit=credit_line(artists))
         # The file is complete on disk (temp file, fsync, rename) before any row points at it.
-        saved = self._files.save(drawn.image, parameters_text=drawn.parameters_text(), metadata=metadata)
+        text = with_artists(drawn.parameters_text(), artists)
+        saved = self._files.save(drawn.image, parameters_text=text, metadata=metadata)
         try:
             with self._db.transaction() as db:
                 repo = SessionRepository(db)
@@ -350,8 +381,10 @@ class TurnService:
                     negative_prompt=params.negative_prompt,
                     parent_id=parent_id,
                 )
+                picture.artists = artists or None
+                reply_text = f"{plan.reply} ({credit_line(artists)}.)" if artists else plan.reply
                 reply = repo.add_message(
-                    session_id, "assistant", plan.reply, plan_json=json.dumps(plan.to_dict()), picture_id=picture.id
+                    session_id, "assistant", reply_text, plan_json=json.dumps(plan.to_dict()), picture_id=picture.id
                 )
                 picture_view = self._picture_view(picture)
                 reply_view = message_view(reply, {picture.id: picture_view})
@@ -393,4 +426,5 @@ def picture_view(picture: Picture, pictures_root: Path) -> PictureView:
         model=picture.model,
         parent_id=picture.parent_id,
         created_at=picture.created_at,
+        artists=tuple(picture.artists or ()),
     )

@@ -117,10 +117,30 @@ def _v4_session_owners(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX ix_sessions_owner_updated_at ON sessions (owner, updated_at)")
 
 
+def _v6_story_mode(conn: Connection) -> None:
+    """Add each picture's credited artists, and the story (passage and beats) of a session in story mode."""
+    conn.exec_driver_sql("ALTER TABLE pictures ADD COLUMN artists JSON")
+    md = MetaData()
+    Table("sessions", md, Column("id", String(32), primary_key=True))
+    Table(
+        "stories",
+        md,
+        Column("id", Integer, primary_key=True),
+        Column("session_id", String(32), ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False),
+        Column("passage", Text, nullable=False),
+        Column("beats_json", Text, nullable=False),
+        Column("created_at", DateTime, nullable=False),
+        Column("updated_at", DateTime, nullable=False),
+        Index("ix_stories_session_id", "session_id", unique=True),
+    )
+    md.tables["stories"].create(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _v1_initial_schema),
     Migration(2, "share tokens for sessions", _v2_share_tokens),
     Migration(4, "an owner for every session", _v4_session_owners),
+    Migration(6, "artists credited on pictures; stories and their beats", _v6_story_mode),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
@@ -140,9 +160,11 @@ def upgrade(conn: Connection, target: int = LATEST_VERSION) -> list[int]:
         raise StorageError(
             f"The database was written by a newer version of Illustrator (schema {version}); please upgrade the app."
         )
+    # by the steps recorded, not the highest: steps numbered apart may ship in any order (6 before 4)
+    done = set(conn.execute(select(schema_version.c.version)).scalars())
     applied = []
     for step in MIGRATIONS:
-        if version < step.version <= target:
+        if step.version not in done and step.version <= target:
             logger.info("Upgrading the database to schema %d: %s", step.version, step.description)
             step.apply(conn)
             conn.execute(

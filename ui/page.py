@@ -6,7 +6,7 @@ import gradio as gr
 
 from illustrator.models import LoadState
 from illustrator.wiring import Illustrator
-from ui import chat, gallery, sessions
+from ui import chat, gallery, sessions, story
 from ui.components import (
     ACTIONS,
     SIZES,
@@ -42,11 +42,13 @@ def build_ui(app: Illustrator) -> gr.Blocks:
                         # Later areas beside the current picture go here (the story sheet panel).
             with gr.Tab("Gallery", id="gallery-tab", elem_id="gallery-tab") as gallery_tab:
                 gallery_area = _gallery_tab(gallery_tab)
-            # Later tabs go here (the Story tab).
+            with gr.Tab("Story", id="story-tab", elem_id="story-tab"):
+                story_area = story.build_story_tab()
         page = Page(tabs, session_id, session_ids, base_picture, sessions_area, chat_area, picture_area, gallery_area)
         chat.wire_chat(app, page)
         sessions.wire_sessions(app, page, demo)
         gallery.wire_gallery(app, page)
+        story.wire_story(app, page, story_area)
 
         def refresh_status() -> dict[gr.Markdown | gr.Timer, object]:
             ready = app.models.status().state is not LoadState.LOADING

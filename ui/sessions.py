@@ -168,7 +168,7 @@ def _open(sid: str | None) -> str:
 
 def _refresh(app: Illustrator, page: Page) -> Callable[[str | None, gr.Request | None], Updates]:
     def refresh(query: str | None = None, request: gr.Request | None = None) -> Updates:
-        with writer_errors():
+        with writer_errors():  # a search too long to run: one sentence
             rows, ids = session_samples(app, query, writer=writer_of(app, request))
         return {page.sessions.sessions: gr.Dataset(samples=rows), page.session_ids: ids}
 
