@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from illustrator.errors import GenerationCancelled, IllustratorError, InvalidInput
+from illustrator.errors import GenerationCancelled, IllustratorError, InvalidInput, NotFound
 from illustrator.library import Library
 from illustrator.plan import Action
 from illustrator.service import TurnOptions, TurnService
@@ -21,6 +21,7 @@ from illustrator.story import (
     beats_to_json,
     propose_beats,
 )
+from illustrator.writers import LOCAL_WRITER, Writer
 from storage.db import Database
 from storage.stories import StoryRepository
 
@@ -62,33 +63,47 @@ class StoryService:
         """The beats of a passage (not stored yet)."""
         return propose_beats(passage, cast, self._complete)
 
-    def save(self, session_id: str | None, passage: str, beats: Sequence[Beat], title: str = "") -> StoryView:
+    def save(
+        self,
+        session_id: str | None,
+        passage: str,
+        beats: Sequence[Beat],
+        title: str = "",
+        *,
+        writer: Writer = LOCAL_WRITER,
+    ) -> StoryView:
         """Store the story of a session (a new session when `session_id` is None); the beats must fit the passage."""
         for beat in beats:
             if not 0 <= beat.start < beat.end <= len(passage) or not beat.prompt.strip():
                 raise InvalidInput("A beat does not fit the passage; propose the beats again.")
         if session_id is None:
             first_line = next((line.strip() for line in passage.splitlines() if line.strip()), "Story")
-            session_id = self._library.create_session(title or first_line[:60]).id
+            session_id = self._library.create_session(title or first_line[:60], writer=writer).id
+        elif not self._library.owns_session(session_id, writer):
+            raise NotFound("That session does not exist.")
         with self._db.transaction() as db:
             StoryRepository(db).save_story(session_id, passage, beats_to_json(beats))
         return StoryView(session_id, passage, list(beats))
 
-    def load(self, session_id: str) -> StoryView | None:
-        """The story of a session, or None when it has none."""
+    def load(self, session_id: str, *, writer: Writer = LOCAL_WRITER) -> StoryView | None:
+        """The story of a session of the writer's, or None when it has none."""
+        if not self._library.owns_session(session_id, writer):
+            raise NotFound("That session does not exist.")
         with self._db.session() as db:
             story = StoryRepository(db).get_story(session_id)
             if story is None:
                 return None
             return StoryView(session_id, story.passage, beats_from_json(story.beats_json))
 
-    def choose_picture(self, session_id: str, index: int, picture_id: int | None) -> StoryView:
+    def choose_picture(
+        self, session_id: str, index: int, picture_id: int | None, *, writer: Writer = LOCAL_WRITER
+    ) -> StoryView:
         """Choose which picture of the session goes with a beat (None: no picture)."""
-        story = self._require(session_id)
-        if picture_id is not None and self._library.get_picture(picture_id).session_id != session_id:
+        story = self._require(session_id, writer)
+        if picture_id is not None and self._library.get_picture(picture_id, writer=writer).session_id != session_id:
             raise InvalidInput("A beat can only show a picture of its own session.")
         beats = [replace(b, picture_id=picture_id) if i == index else b for i, b in enumerate(story.beats)]
-        return self.save(session_id, story.passage, beats)
+        return self.save(session_id, story.passage, beats, writer=writer)
 
     def draw_all(
         self,
@@ -98,6 +113,7 @@ class StoryService:
         stop: threading.Event | None = None,
         only: Sequence[int] | None = None,
         redraw: bool = False,
+        writer: Writer = LOCAL_WRITER,
     ) -> DrawReport:
         """Draw the beats in order, each an ordinary turn; `only` draws just those beats, e.g. one that failed.
 
@@ -106,7 +122,7 @@ class StoryService:
         the previous beat's picture.
         """
         # 1. which beats to draw
-        story = self._require(session_id)
+        story = self._require(session_id, writer)
         beats = list(story.beats)
         wanted = [i for i in (range(len(beats)) if only is None else only) if 0 <= i < len(beats)]
         if only is not None and len(wanted) != len(only):
@@ -123,7 +139,7 @@ class StoryService:
             if stop.is_set():
                 break
             try:
-                beats[index] = self._draw_beat(session_id, beats, index)
+                beats[index] = self._draw_beat(session_id, beats, index, writer)
                 drawn.append(index)
             except GenerationCancelled as e:
                 failed[index] = str(e)
@@ -133,28 +149,28 @@ class StoryService:
                 logger.warning("Beat %d of session %s failed: %s", index + 1, session_id, e)
                 failed[index] = str(e)
                 beats[index] = replace(beats[index], status="failed")
-            self.save(session_id, story.passage, beats)
+            self.save(session_id, story.passage, beats, writer=writer)
 
         # 3. what happened
         stopped = stop.is_set()
         report(len(drawn), len(todo), "Stopped." if stopped else f"Drew {len(drawn)} of {len(todo)} beats.")
         return DrawReport(StoryView(session_id, story.passage, beats), drawn, failed, stopped)
 
-    def export(self, session_id: str, fmt: str, folder: Path) -> Path:
+    def export(self, session_id: str, fmt: str, folder: Path, *, writer: Writer = LOCAL_WRITER) -> Path:
         """Write the session's illustrated manuscript (its story, or else its turns) in `fmt` into `folder`."""
         from illustrator.manuscript import build_manuscript, export_manuscript
 
-        view = self._library.open_session(session_id)
-        story = self.load(session_id)
+        view = self._library.open_session(session_id, writer=writer)
+        story = self.load(session_id, writer=writer)
         manuscript = build_manuscript(view, story.passage, story.beats) if story else build_manuscript(view)
         return export_manuscript(manuscript, folder, fmt)
 
-    def stop(self, session_id: str, stop: threading.Event) -> None:
+    def stop(self, session_id: str, stop: threading.Event, *, writer: Writer = LOCAL_WRITER) -> None:
         """Stop a Draw all: the picture being drawn is cancelled, and no further beat starts."""
         stop.set()
-        self._turns.cancel(session_id)
+        self._turns.cancel(session_id, writer=writer)
 
-    def _draw_beat(self, session_id: str, beats: list[Beat], index: int) -> Beat:
+    def _draw_beat(self, session_id: str, beats: list[Beat], index: int, writer: Writer) -> Beat:
         beat = beats[index]
         previous = beats[index - 1].picture_id if index > 0 else None
         continuing = beat.continue_previous and previous is not None
@@ -165,11 +181,11 @@ class StoryService:
         )
         words = beat.prompt if len(beat.prompt) <= 150 else beat.prompt[:149].rsplit(" ", 1)[0] + "…"
         message = f"Beat {index + 1}: {words}"
-        result = self._turns.send(session_id, message, options)
+        result = self._turns.send(session_id, message, options, writer=writer)
         return replace(beat, picture_id=result.picture.id, status="drawn")
 
-    def _require(self, session_id: str) -> StoryView:
-        story = self.load(session_id)
+    def _require(self, session_id: str, writer: Writer) -> StoryView:
+        story = self.load(session_id, writer=writer)
         if story is None:
             raise InvalidInput("This session has no story yet: paste a passage and propose its beats first.")
         return story

@@ -53,6 +53,8 @@ def may_fetch(app: Illustrator, writer: Writer, path: Path) -> bool:
     exports = app.settings.exports_dir.resolve()
     if path.is_relative_to(exports):
         relative = path.relative_to(exports).parts
+        if relative[:1] == ("manuscripts",):  # exports/manuscripts/<session id>/…
+            relative = relative[1:]
         return (
             bool(relative)
             and _SESSION_ID.fullmatch(relative[0]) is not None

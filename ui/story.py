@@ -26,8 +26,10 @@ from illustrator.story import (
     split_beat,
 )
 from illustrator.wiring import Illustrator
+from illustrator.writers import Writer
 from ui.components import Page, Updates
 from ui.errors import UNEXPECTED, writer_errors
+from ui.owners import writer_of
 from ui.sessions import follow_turn, open_session
 
 logger = logging.getLogger(__name__)
@@ -127,37 +129,40 @@ def wire_story(app: Illustrator, page: Page, area: StoryArea) -> None:
     """The Story tab's events: propose, edit the list, draw all (GPU queue) with Stop, redraw one, export."""
     stops: dict[str, threading.Event] = {}
 
-    def shown(story: StoryView | None, note: str = "") -> Updates:
+    def shown(story: StoryView | None, writer: Writer, note: str = "") -> Updates:
         beats = story.beats if story else []
         pictures = []
         for i, beat in enumerate(beats, start=1):
             if beat.picture_id is not None:
                 with writer_errors():
-                    picture = app.library.get_picture(beat.picture_id)
+                    picture = app.library.get_picture(beat.picture_id, writer=writer)
                 pictures.append((str(picture.path), f"Beat {i}"))
         return {area.beats: beats_html(beats), area.pictures: pictures, area.status: note}
 
-    def propose(passage: str, sid: str | None) -> Updates:
+    def propose(passage: str, sid: str | None, request: gr.Request) -> Updates:
         with writer_errors():
+            writer = writer_of(app, request)
             proposal = app.stories.propose(passage)
-            story = app.stories.save(sid, passage, proposal.beats)
+            story = app.stories.save(sid, passage, proposal.beats, writer=writer)
         note = f"{len(story.beats)} beats ({'the LLM' if proposal.source == 'llm' else 'the built-in rules'})."
         first = story.beats[0].prompt if story.beats else ""
-        return shown(story, note) | {page.session_id: story.session_id, area.number: 1, area.prompt: first}
+        return shown(story, writer, note) | {page.session_id: story.session_id, area.number: 1, area.prompt: first}
 
     outputs = [area.beats, area.pictures, area.status, page.session_id, area.number, area.prompt]
     proposed = area.propose.click(propose, [area.passage, page.session_id], outputs, api_name="story_propose")
     follow_turn(app, page, proposed)
 
     def change(operation: Callable[[StoryView, int, str], list[Beat]]) -> Callable[..., Updates]:
-        def handler(sid: str | None, number: float | None, text: str) -> Updates:
+        def handler(sid: str | None, number: float | None, text: str, request: gr.Request) -> Updates:
             with writer_errors():
-                story = _story_of(app, sid)
+                writer = writer_of(app, request)
+                story = _story_of(app, sid, writer)
                 index = int(number or 1) - 1
-                saved = app.stories.save(story.session_id, story.passage, operation(story, index, text or ""))
+                beats = operation(story, index, text or "")
+                saved = app.stories.save(story.session_id, story.passage, beats, writer=writer)
             index = max(0, min(index, len(saved.beats) - 1))
             chosen = saved.beats[index].prompt if saved.beats else ""
-            return shown(saved) | {area.number: index + 1, area.prompt: chosen}
+            return shown(saved, writer) | {area.number: index + 1, area.prompt: chosen}
 
         return handler
 
@@ -178,8 +183,9 @@ def wire_story(app: Illustrator, page: Page, area: StoryArea) -> None:
         text_input = area.split_words if button is area.split else area.prompt
         button.click(change(operation), [page.session_id, area.number, text_input], edit_outputs, api_name=name)
 
-    def choose(sid: str | None, number: float | None) -> Updates:
-        story = app.stories.load(sid) if sid else None
+    def choose(sid: str | None, number: float | None, request: gr.Request) -> Updates:
+        with writer_errors():
+            story = app.stories.load(sid, writer=writer_of(app, request)) if sid else None
         index = int(number or 1) - 1
         if story is None or not 0 <= index < len(story.beats):
             return {area.prompt: ""}
@@ -187,14 +193,15 @@ def wire_story(app: Illustrator, page: Page, area: StoryArea) -> None:
 
     area.number.change(choose, [page.session_id, area.number], [area.prompt], api_visibility="private")
 
-    def draw(sid: str | None, number: float | None, only_one: bool) -> Iterator[Updates]:
+    def draw(sid: str | None, number: float | None, only_one: bool, request: gr.Request | None) -> Iterator[Updates]:
         with writer_errors():
-            story = _story_of(app, sid)
+            writer = writer_of(app, request)
+            story = _story_of(app, sid, writer)
         stop = stops[story.session_id] = threading.Event()
         only = [int(number or 1) - 1] if only_one else None
         try:
             report = None
-            for update in _run_draw(app, story.session_id, stop, only):
+            for update in _run_draw(app, story.session_id, stop, only, writer):
                 if isinstance(update, DrawReport):
                     report = update
                 else:
@@ -202,13 +209,16 @@ def wire_story(app: Illustrator, page: Page, area: StoryArea) -> None:
         finally:
             stops.pop(story.session_id, None)
         assert report is not None
-        yield shown(report.story, _summary(report))
+        yield shown(report.story, writer, _summary(report))
 
-    def draw_all(sid: str | None, number: float | None) -> Iterator[Updates]:
-        yield from draw(sid, number, False)
+    def draw_all(sid: str | None, number: float | None, request: gr.Request) -> Iterator[Updates]:
+        yield from draw(sid, number, False, request)
 
-    def redraw_one(sid: str | None, number: float | None) -> Iterator[Updates]:
-        yield from draw(sid, number, True)
+    def redraw_one(sid: str | None, number: float | None, request: gr.Request) -> Iterator[Updates]:
+        yield from draw(sid, number, True, request)
+
+    def reopen(sid: str | None, request: gr.Request) -> Updates:
+        return open_session(app, page, sid, request)
 
     draw_outputs = [area.beats, area.pictures, area.status]
     for button, handler, name in ((area.draw, draw_all, "story_draw"), (area.redraw, redraw_one, "story_redraw")):
@@ -221,27 +231,30 @@ def wire_story(app: Illustrator, page: Page, area: StoryArea) -> None:
             concurrency_id="gpu",
         )
         follow_turn(app, page, drawn)
-        drawn.then(lambda sid: open_session(app, page, sid), [page.session_id], page.opened, api_visibility="private")
+        drawn.then(reopen, [page.session_id], page.opened, api_visibility="private")
 
-    def stop_drawing(sid: str | None) -> None:
+    def stop_drawing(sid: str | None, request: gr.Request) -> None:
         if sid and sid in stops:
-            app.stories.stop(sid, stops[sid])
+            app.stories.stop(sid, stops[sid], writer=writer_of(app, request))
             gr.Info("Stopping: the beat being drawn is cancelled and no further beat starts.")
 
     area.stop.click(stop_drawing, [page.session_id], None, api_name="story_stop", queue=False)
 
-    def export(sid: str | None, fmt: str) -> Updates:
+    def export(sid: str | None, fmt: str, request: gr.Request) -> Updates:
         if not sid:
             raise gr.Error("Open or start a session first.")
         with writer_errors():
-            path = app.stories.export(sid, fmt, app.settings.exports_dir / "manuscripts" / sid)
+            folder = app.settings.exports_dir / "manuscripts" / sid
+            path = app.stories.export(sid, fmt, folder, writer=writer_of(app, request))
         return {area.export_file: gr.File(value=str(path), visible=True)}
 
     area.export.click(export, [page.session_id, area.export_format], [area.export_file], api_name="story_export")
 
-    def opened(sid: str | None) -> Updates:
-        story = app.stories.load(sid) if sid else None
-        updates = {key: value for key, value in shown(story).items() if key is not area.status}  # keep the note
+    def opened(sid: str | None, request: gr.Request) -> Updates:
+        with writer_errors():
+            writer = writer_of(app, request)
+            story = app.stories.load(sid, writer=writer) if sid else None
+        updates = {key: value for key, value in shown(story, writer).items() if key is not area.status}  # keep the note
         return updates | {area.passage: story.passage if story else "", area.export_file: gr.File(visible=False)}
 
     page.session_id.change(
@@ -252,8 +265,8 @@ def wire_story(app: Illustrator, page: Page, area: StoryArea) -> None:
     )
 
 
-def _story_of(app: Illustrator, sid: str | None) -> StoryView:
-    story = app.stories.load(sid) if sid else None
+def _story_of(app: Illustrator, sid: str | None, writer: Writer) -> StoryView:
+    story = app.stories.load(sid, writer=writer) if sid else None
     if story is None:
         raise InvalidInput("Paste a passage and split it into beats first.")
     return story
@@ -278,7 +291,9 @@ def _summary(report: DrawReport) -> str:
     return " ".join(parts)
 
 
-def _run_draw(app: Illustrator, sid: str, stop: threading.Event, only: list[int] | None) -> Iterator[str | DrawReport]:
+def _run_draw(
+    app: Illustrator, sid: str, stop: threading.Event, only: list[int] | None, writer: Writer
+) -> Iterator[str | DrawReport]:
     """Draw on a worker thread; yield each progress line ("Drawing beat 3 of 9…"), then the report."""
     updates: queue.Queue[Any] = queue.Queue()
     outcome: dict[str, Any] = {}
@@ -286,7 +301,7 @@ def _run_draw(app: Illustrator, sid: str, stop: threading.Event, only: list[int]
     def work() -> None:
         try:
             outcome["report"] = app.stories.draw_all(
-                sid, progress=lambda done, total, text: updates.put(text), stop=stop, only=only
+                sid, progress=lambda done, total, text: updates.put(text), stop=stop, only=only, writer=writer
             )
         except Exception as e:  # handed to the Gradio thread below, which turns it into a message
             outcome["error"] = e
