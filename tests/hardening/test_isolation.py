@@ -110,7 +110,7 @@ def test_a_writer_cannot_fetch_another_writers_picture_files(start_app: Start, d
     page = httpx.get(link, timeout=10)
     assert page.status_code == 200 and "a secret garden behind a wall" in page.text
     shared = httpx.get(f"{link}/pictures/{picture_id}.png", timeout=10)
-    assert shared.status_code == 200 and shared.content == picture.read_bytes()
+    assert shared.status_code == 200 and shared.content.startswith(b"\x89PNG")  # (its private metadata stripped)
 
 
 @pytest.mark.parametrize("login", [None, ANN])
