@@ -1,0 +1,153 @@
+"""One turn on the story sheet: read the message as a change, apply it, render the prompt, say what changed."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+
+from illustrator.errors import InvalidInput
+from illustrator.plan import Action, ChatMessage, Plan, RefinerState, validate_plan
+from illustrator.refiner import FallbackRefiner, Refiner
+from illustrator.refining.changes import ChangeResult, apply_changes
+from illustrator.refining.reading import Reading, read_message
+from illustrator.refining.render import TokenCounter, estimate_tokens, render
+from illustrator.refining.sheet import Sheet
+from illustrator.rules import without_injections, without_style
+
+logger = logging.getLogger(__name__)
+
+
+class SheetRefiner(Refiner):
+    """A refiner that keeps the story sheet: the rules own the action and what survives; an LLM may propose more.
+
+    The LLM (`proposer`) is asked only where the rules read little: a story passage or poem, or a new picture in
+    which the rules found nothing to draw. A proposal that contradicts the rules' reading of a plain edit (an LLM
+    that calls "make her hair red" a new picture) is not taken.
+    """
+
+    def __init__(self, proposer: Refiner | None = None, *, count: TokenCounter = estimate_tokens) -> None:
+        self.proposer = proposer if proposer is not None and not isinstance(proposer, FallbackRefiner) else None
+        self.name = proposer.name if proposer is not None else "fallback"
+        self.count = count
+
+    @property
+    def last_timing(self) -> object:
+        """The LLM's last timing, for the evaluation's token counts."""
+        return getattr(self.proposer, "last_timing", None)
+
+    def refine(self, conversation: Sequence[ChatMessage], state: RefinerState) -> Plan:
+        """The plan for the latest message, with the new sheet and the diff lines."""
+        # 1. the sheet the turn starts from (a picture drawn before sheets existed is read from its prompt)
+        sheet = current_sheet(state)
+        earlier = [_sheet(data) for data in state.earlier]
+        message = _latest_user_text(conversation)
+
+        # 2. the rules' reading, or the LLM's where the rules read little
+        reading = read_message(message, sheet, earlier, has_picture=state.has_picture)
+        source = "fallback"
+        proposal = self._proposal(conversation, state, reading, sheet)
+        if proposal is not None:
+            reading, source = proposal, "llm"
+
+        # 3. apply, render, and say what changed
+        result = apply_changes(sheet, reading.ops, earlier)
+        action = reading.action
+        if result.refused and not result.diff:
+            action = Action.VARIATION if state.has_picture else Action.NEW
+        rendered = render(result.sheet, count=self.count)
+        notes = [*result.refused, *drift(sheet, result, reading)]
+        if rendered.left_out:
+            notes.append(f"Left out to fit the prompt: {', '.join(rendered.left_out)}.")
+        plan = Plan(
+            prompt=rendered.prompt,
+            negative_prompt=rendered.negative_prompt,
+            action=action,
+            strength=reading.strength if action is Action.EDIT else None,
+            reply=_reply(action, result, notes, rendered.prompt),
+            source=source,
+            sheet=result.sheet.to_dict(),
+            changes=result.diff,
+        )
+        return validate_plan(plan, state)
+
+    def _proposal(
+        self, conversation: Sequence[ChatMessage], state: RefinerState, reading: Reading, sheet: Sheet
+    ) -> Reading | None:  # noqa: E501
+        """The LLM's reading of a passage the rules read little of, or None to keep the rules'."""
+        if self.proposer is None or reading.action is not Action.NEW:
+            return None
+        if not reading.narrative and len(reading.wish.split()) >= 2:
+            return None  # a plain description: the rules' reading stands
+        plan = self.proposer.refine(conversation, state)
+        if plan.source != "llm" or plan.action is not Action.NEW:
+            logger.info("The LLM's plan (%s) contradicts the rules' new picture; keeping the rules'.", plan.action)
+            return None
+        proposed = read_message(without_style(plan.prompt), sheet, has_picture=False)
+        return replace(proposed, narrative=True)
+
+
+def current_sheet(state: RefinerState) -> Sheet:
+    """The sheet of the picture the turn starts from; read from its prompt when it was drawn without one."""
+    if state.sheet:
+        return _sheet(state.sheet)
+    if state.has_picture and state.last_prompt:
+        return sheet_from_prompt(state.last_prompt)
+    return Sheet()
+
+
+def sheet_from_prompt(prompt: str) -> Sheet:
+    """A sheet read from a flat prompt (pictures drawn before the sheet existed)."""
+    reading = read_message(without_style(prompt), Sheet(), has_picture=False)
+    return apply_changes(Sheet(), reading.ops).sheet
+
+
+def drift(before: Sheet, result: ChangeResult, reading: Reading) -> list[str]:
+    """A line per established attribute the turn lost or changed though the writer did not ask ("… was dropped")."""
+    if reading.action is Action.NEW or any(op.op in {"undo", "revert", "new_scene"} for op in reading.ops):
+        return []
+    lines = []
+    for subject in before.visible_subjects():
+        after = result.sheet.subject(subject.key)
+        if after is None or subject.key not in result.sheet.visible or (subject.key, "*") in result.asked:
+            continue
+        for name, value in subject.attributes.items():
+            if (subject.key, name) in result.asked:
+                continue
+            new = after.attributes.get(name)
+            if new is None:
+                lines.append(f"{subject.name}'s {value.text} was dropped.")
+            elif new.text != value.text:
+                lines.append(f"{subject.name}'s {name} changed from {value.text} to {new.text}.")
+    return lines
+
+
+def _reply(action: Action, result: ChangeResult, notes: list[str], prompt: str) -> str:
+    diff = "; ".join(result.diff)
+    if action is Action.NEW:
+        head = f"Drawing a new picture: {_short(prompt)}."
+    elif action is Action.VARIATION:
+        head = (
+            f"Drawing another version of the picture — {diff}." if diff else "Drawing another version of the picture."
+        )
+    else:
+        head = f"Editing the picture — {diff}." if diff else "Editing the picture."
+    return " ".join([*notes, head] if notes else [head])
+
+
+def _sheet(data: dict) -> Sheet:
+    try:
+        return Sheet.from_dict(data)
+    except InvalidInput:
+        logger.warning("A stored story sheet could not be read; starting from an empty one.")
+        return Sheet()
+
+
+def _latest_user_text(conversation: Sequence[ChatMessage]) -> str:
+    texts = (m.content for m in reversed(conversation) if m.role == "user" and without_injections(m.content).strip())
+    return next(texts, "")
+
+
+def _short(text: str, limit: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + "…"
