@@ -17,6 +17,8 @@ from illustrator.images import PictureSource, load_picture
 from illustrator.inputs import check_message, check_options
 from illustrator.latents import LatentCache
 from illustrator.plan import Action, ChatMessage, Plan, RefinerState
+from illustrator.refining.cast import bring_character, bring_request
+from illustrator.refining.sheet import Sheet
 from illustrator.settings import Settings
 from storage.db import Database
 from storage.files import PictureFiles
@@ -78,6 +80,7 @@ class PictureView:
     model: str
     parent_id: int | None
     created_at: datetime
+    sheet: dict[str, Any] | None = None  # the story sheet it was drawn from (None: drawn before sheets existed)
 
 
 @dataclass(frozen=True)
@@ -221,13 +224,9 @@ class TurnService:
             conversation = [ChatMessage(m.role, m.content) for m in repo.list_messages(chat.id)]  # type: ignore[arg-type]
             base = self._base_picture(repo, chat.id, options.base_picture_id)
 
-        # 3. refine the conversation into a plan
+        # 3. refine the conversation into a plan: a change to the story sheet of the picture it starts from
         report(0.05, "Refining the prompt…")
-        state = RefinerState(
-            last_prompt=base.prompt if base else None,
-            last_negative_prompt=base.negative_prompt if base else None,
-            has_picture=base is not None or start is not None,
-        )
+        state, conversation = self._sheet_state(session_id, base, start is not None, conversation)
         plan = self._apply_overrides(self._models.refiner().refine(conversation, state), options, state)
 
         # 4. draw
@@ -274,6 +273,45 @@ class TurnService:
         if picture.session_id != session_id:
             raise NotFound("That picture does not belong to this session.")
         return self._picture_view(picture)
+
+    def _sheet_state(
+        self, session_id: str, base: PictureView | None, has_start: bool, conversation: list[ChatMessage]
+    ) -> tuple[RefinerState, list[ChatMessage]]:
+        """The refiner's state with the base picture's sheet and the sheets before it; brings a character asked for."""
+        with self._db.session() as db:
+            repo = SessionRepository(db)
+            pictures = repo.list_pictures(session_id, limit=None) if base else []
+            earlier = tuple(json.loads(p.sheet_json) for p in pictures if p.sheet_json and base and p.id < base.id)
+            sheet = base.sheet if base else None
+            request = bring_request(conversation[-1].content) if conversation else None
+            if request is not None:
+                source = self._sheet_of_session(repo, request.session_title, request.name)
+                own = Sheet.from_dict(sheet) if sheet else Sheet()
+                sheet = bring_character(own, source, request.name).to_dict()
+                wish = f"now draw {request.name} {request.rest}".strip()
+                conversation = [*conversation[:-1], ChatMessage("user", wish)]
+        state = RefinerState(
+            last_prompt=base.prompt if base else None,
+            last_negative_prompt=base.negative_prompt if base else None,
+            has_picture=base is not None or has_start,
+            sheet=sheet,
+            earlier=earlier,
+        )
+        return state, conversation
+
+    @staticmethod
+    def _sheet_of_session(repo: SessionRepository, title: str, name: str) -> Sheet:
+        """The newest sheet of the session called `title` in which `name` is in the cast; NotFound otherwise."""
+        wanted = " ".join(title.lower().split())
+        chats = [c for c in repo.list_sessions(limit=None, query=title) if " ".join(c.title.lower().split()) == wanted]
+        if not chats:
+            raise NotFound(f"There is no session called “{title}”.")
+        for picture in reversed(repo.list_pictures(chats[0].id, limit=None)):
+            if picture.sheet_json:
+                sheet = Sheet.from_dict(json.loads(picture.sheet_json))
+                if sheet.find(name) is not None:
+                    return sheet
+        raise NotFound(f"“{title}” has no {name} on its story sheet.")
 
     def _apply_overrides(self, plan: Plan, options: TurnOptions, state: RefinerState) -> Plan:
         action = options.action or plan.action
@@ -383,6 +421,7 @@ class TurnService:
                     prompt=params.prompt,
                     negative_prompt=params.negative_prompt,
                     parent_id=parent_id,
+                    sheet_json=json.dumps(plan.sheet) if plan.sheet is not None else None,
                 )
                 reply = repo.add_message(
                     session_id, "assistant", plan.reply, plan_json=json.dumps(plan.to_dict()), picture_id=picture.id
@@ -436,4 +475,5 @@ def picture_view(picture: Picture, pictures_root: Path) -> PictureView:
         model=picture.model,
         parent_id=picture.parent_id,
         created_at=picture.created_at,
+        sheet=json.loads(picture.sheet_json) if picture.sheet_json else None,
     )

@@ -111,9 +111,15 @@ def _v2_share_tokens(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE UNIQUE INDEX ix_sessions_share_token ON sessions (share_token)")
 
 
+def _v3_picture_sheets(conn: Connection) -> None:
+    """Add the story sheet each picture was drawn from (JSON text; NULL for pictures drawn before sheets)."""
+    conn.exec_driver_sql("ALTER TABLE pictures ADD COLUMN sheet_json TEXT")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _v1_initial_schema),
     Migration(2, "share tokens for sessions", _v2_share_tokens),
+    Migration(3, "story sheet of each picture", _v3_picture_sheets),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -124,5 +124,6 @@ class Picture(Base):
     negative_prompt: Mapped[str] = mapped_column(Text, default="")
     parent_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("pictures.id", ondelete="SET NULL"), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sheet_json: Mapped[str | None] = mapped_column(Text, default=None)  # the story sheet it was drawn from
 
     session: Mapped[ChatSession] = relationship(back_populates="pictures")

@@ -242,8 +242,11 @@ def _split_in(segments: list[str]) -> list[str]:
     result: list[str] = []
     for segment in segments:
         match = re.fullmatch(r"(?P<left>.+?)\s+(?:dressed )?in\s+(?P<right>.+)", segment)
+        placed = re.fullmatch(r"(?P<left>.+?)\s+(?P<right>(?:on|near|by|under|beside|at)\s+.+)", segment)
         if match and _scene_field(match["right"]) is None and _scene_field(segment) is None:
             result += [match["left"], match["right"]]
+        elif placed and _scene_field(placed["right"]) == "setting" and _scene_field(placed["left"]) is None:
+            result += [placed["left"], placed["right"]]
         else:
             result.append(segment)
     return result
