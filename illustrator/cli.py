@@ -144,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--set", type=Path, default=None, help="evaluation set (default: assets/eval/refiner_eval.json)"
     )
+    evaluate.add_argument("--flat", action="store_true", help="score the flat-prompt refiner, without the story sheet")
     evaluate.add_argument("--json", type=Path, default=None, help="also write the full results (every plan) here")
 
     generate = commands.add_parser("generate", help="draw one picture from a prompt into a PNG file")
@@ -234,7 +235,7 @@ def _serve(settings: Settings) -> int:
 
 
 def _refine(settings: Settings, args: argparse.Namespace) -> int:
-    from illustrator.models import load_refiner_for
+    from illustrator.models import load_refiner_for, sheet_refiner
     from illustrator.plan import ChatMessage, RefinerState
 
     try:
@@ -243,7 +244,7 @@ def _refine(settings: Settings, args: argparse.Namespace) -> int:
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise InvalidInput('Expected a JSON list of {"role": ..., "content": ...} messages on stdin.') from e
     notices: list[str] = []
-    refiner = load_refiner_for(settings, notices)
+    refiner = sheet_refiner(load_refiner_for(settings, notices))  # the plan carries the change and the sheet
     for notice in notices:
         logger.warning(notice)
     state = RefinerState(last_prompt=args.last_prompt, has_picture=args.last_prompt is not None)
@@ -253,11 +254,13 @@ def _refine(settings: Settings, args: argparse.Namespace) -> int:
 
 def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
     from illustrator.evaluation import DEFAULT_EVAL_SET, evaluate, load_eval_set, render_failures, render_table
-    from illustrator.models import load_refiner_for
+    from illustrator.models import load_refiner_for, sheet_refiner
 
     cases = load_eval_set(args.set or DEFAULT_EVAL_SET)
     notices: list[str] = []
     refiner = load_refiner_for(settings, notices)
+    if not args.flat:
+        refiner = sheet_refiner(refiner)
     for notice in notices:
         logger.warning(notice)
     report = evaluate(refiner, cases)

@@ -213,7 +213,8 @@ def run_case(refiner: Refiner, case: EvalCase) -> CaseResult:
             valid = False
             failures.append(f"invalid plan for {message.content[:40]!r}")
         conversation.append(ChatMessage("assistant", plan.reply))
-        state = RefinerState(last_prompt=plan.prompt, last_negative_prompt=plan.negative_prompt, has_picture=True)
+        earlier = (*state.earlier, state.sheet) if state.sheet else state.earlier
+        state = RefinerState(plan.prompt, plan.negative_prompt, True, sheet=plan.sheet, earlier=earlier)
     assert plan is not None  # a case has at least one writer message to answer
     checks, reasons = score_plan(plan, case.expect)
     checks = {"valid": valid, **checks}
