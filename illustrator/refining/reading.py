@@ -39,6 +39,15 @@ _BACK = re.compile(
     r"(?P<what>[\w' -]+?)(?:\s+(?:again|please))?(?:\s*(?:,|\band\b|\bthen\b|[.!;])|$)(?P<rest>.*)$",
     re.I,
 )
+_DRAW = re.compile(r"^\W*(?:now\s+|then\s+)?(?:draw|paint|sketch|show|put)\b")
+_STILL_VERBS = set(
+    "stand stood stands run ran runs sit sat sits lie lay lies fall fell falls rise rose rises shine shone shines "
+    "glow glows go went goes come came comes fly flew flies sing sang sings walk walks wait waits sleep slept".split()
+)
+_COMMON_CAPITALS = set(
+    "old young little tall small big beneath above below under over across through after before every each "
+    "outside inside far near all no not my your our some".split()
+)
 _NARRATIVE = re.compile(r"\b(?:chapter|said|asked|whispered|replied|once upon a time)\b|[\"“”]|\n", re.I)
 _NOT_NAMES = set(
     "the a an i she he it they we you but and when while then as chapter once one two three her his their "
@@ -47,6 +56,7 @@ _NOT_NAMES = set(
 _DETERMINERS = {"the", "a", "an", "his", "her", "their", "its", "my", "our"}
 _STOPS = set(
     "with while and or but of in on at to from as by for into onto through over under the a an that which who "
+    "beneath above below across toward towards behind against along around past upon within beside "
     "was were is are had has said".split()
 )
 _FOREIGN = {  # a few words of the languages writers used in the evaluation, read as English
@@ -63,6 +73,7 @@ _FOREIGN = {  # a few words of the languages writers used in the evaluation, rea
     "blau": "blue",
     "verde": "green",
     "vert": "green",
+    "verte": "green",
     "grün": "green",
     "negro": "black",
     "negra": "black",
@@ -117,7 +128,7 @@ def read_message(text: str, sheet: Sheet, earlier: Sequence[Sheet] = (), *, has_
     message = _english(rules.without_injections(text))
     lowered = message.lower()
     if not has_picture or not sheet.visible:
-        return _read_new(message, sheet)
+        return _read_new(message, sheet, narrative=_is_narrative(text))
     if _UNDO.search(message):
         return Reading(Action.EDIT, (Op("undo"),), 0.6) if earlier else Reading(Action.VARIATION, ())
     locking = _read_lock(message, sheet)
@@ -136,9 +147,9 @@ def read_message(text: str, sheet: Sheet, earlier: Sequence[Sheet] = (), *, has_
     new_wording = rules._NEW.search(lowered) or (
         not rules._EDIT.search(lowered) and re.match(r"(?:a|an)(?:\s+\S+){3}", lowered)
     )
-    if _NARRATIVE.search(text) and len(message.split()) > 8:
-        return _read_new(message, sheet)
-    if new_wording:
+    if _is_narrative(text):
+        return _read_new(message, sheet, narrative=True)
+    if new_wording or (named is not None and _DRAW.match(lowered)):  # "draw Mira on a rooftop": a new scene
         return _read_new(message, sheet)
     if not description and not removed:
         return Reading(Action.VARIATION, (), wish="")
@@ -151,9 +162,13 @@ def _english(text: str) -> str:
     return " ".join("".join(words).split())
 
 
-def _read_new(message: str, sheet: Sheet) -> Reading:
+def _is_narrative(text: str) -> bool:
+    """Whether the writer's text is a story passage, dialogue or a poem rather than a wish."""
+    return bool(_NARRATIVE.search(text)) and len(text.split()) > 8
+
+
+def _read_new(message: str, sheet: Sheet, *, narrative: bool = False) -> Reading:
     """A new picture: a new scene keeping the cast; a character the writer names keeps the look it has."""
-    narrative = bool(_NARRATIVE.search(message)) and len(message.split()) > 8
     source = _visible_text(message) if narrative else message
     meet = _MEET.match(source)
     ops: list[Op] = [Op("new_scene")]
@@ -168,13 +183,16 @@ def _read_new(message: str, sheet: Sheet) -> Reading:
             ops.append(Op("focus", named.key))
             description = _without_words(description, named)
         else:
-            names = [w for w in re.findall(r"\b[A-Z][a-z]+\b", source) if w.lower() not in _NOT_NAMES]
+            names = [w for w in re.findall(r"\b[A-Z][a-z]+\b", source) if _is_name(w)]
             if names and narrative:
                 ops.append(Op("add_subject", names[0], value=names[0]))
                 description = _without_words(description, None, names[0])
     segments = _split_in(rules._segments(description))
     if len(ops) == 1:  # no named character: the first thing described is the subject
-        first = next((s for s in segments if _scene_field(s) is None), None)
+        things = [s for s in segments if _scene_field(s) is None and not _only_mood(s)]
+        first = next((s for s in things if re.match(_ARTICLE, s)), None)
+        if first is None:  # "a city that never sleeps": the place is what is drawn
+            first = next((s for s in segments if re.match(_ARTICLE, s)), things[0] if things else None)
         if first is None:
             first = segments[0] if segments else "an illustration"
         else:
@@ -237,11 +255,20 @@ def _term_ops(segments: Sequence[str], sheet: Sheet, *, fresh: bool, focus: str 
     return ops
 
 
+_ARTICLE = r"(?:a|an|the|one|two|three|four|five|several|some|many)\s"
+
+
+def _only_mood(segment: str) -> bool:
+    """Whether a term is only a mood or an adjective ("dread", "carefree", "golden"), not a thing to draw."""
+    words = segment.split()
+    return len(words) == 1 and (bool(mood_terms(segment)) or words[0] in rules._ADJECTIVES or words[0].endswith("ing"))
+
+
 def _split_in(segments: list[str]) -> list[str]:
     """Split "a knight in silver armour" into the subject and what it wears; "in a forest" stays a place."""
     result: list[str] = []
     for segment in segments:
-        match = re.fullmatch(r"(?P<left>.+?)\s+(?:dressed )?in\s+(?P<right>.+)", segment)
+        match = re.fullmatch(r"(?P<left>.+?)\s+(?:dressed )?in\s+(?P<right>(?!her |his |their )\S+\s+.+)", segment)
         placed = re.fullmatch(r"(?P<left>.+?)\s+(?P<right>(?:on|near|by|under|beside|at)\s+.+)", segment)
         if match and _scene_field(match["right"]) is None and _scene_field(segment) is None:
             result += [match["left"], match["right"]]
@@ -356,12 +383,19 @@ def _without_words(description: str, subject: Subject | None, name: str | None =
     return " ".join(words).strip(" ,")
 
 
+def _is_name(word: str) -> bool:
+    """Whether a capitalised word in a story passage is a name ("Elena"), not a sentence's first common word."""
+    low = word.lower()
+    common = low in _NOT_NAMES or low in rules._ADJECTIVES or low in _DETERMINERS or low in _STILL_VERBS
+    return not common and low not in _COMMON_CAPITALS
+
+
 def _visible_text(text: str) -> str:
     """What can be seen in a story passage or a poem: names and the things after articles, no dialogue or chapters."""
     text = re.sub(r"[\"“][^\"”]*[\"”]", " ", text)
     text = re.sub(r"\bchapter\s+\w+\b\.?", " ", text, flags=re.I)
     text = re.sub(r"\b(?:said|asked|whispered|replied)\s+(?:the\s+)?\w+", " ", text, flags=re.I)
-    names = [w for w in re.findall(r"\b[A-Z][a-z]+\b", text) if w.lower() not in _NOT_NAMES]
+    names = [w for w in re.findall(r"\b[A-Z][a-z]+\b", text) if _is_name(w)]
     terms: list[str] = list(dict.fromkeys(names))
     words = re.findall(r"[\w'-]+", text)
     for index, word in enumerate(words):
@@ -370,7 +404,13 @@ def _visible_text(text: str) -> str:
         phrase: list[str] = []
         for follower in words[index + 1 : index + 4]:
             low = follower.lower()
-            if low in _STOPS or low in _DETERMINERS or (low.endswith("ed") and len(phrase) > 0) or low.endswith("ly"):
+            if (
+                low in _STOPS
+                or low in _DETERMINERS
+                or low in _STILL_VERBS
+                or (low.endswith("ed") and len(phrase) > 0)
+                or low.endswith("ly")
+            ):
                 break
             phrase.append(low)
         if phrase and not (phrase[-1].endswith("ed") and len(phrase) == 1):

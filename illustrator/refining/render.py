@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -84,8 +85,8 @@ def _ranked_terms(sheet: Sheet) -> list[tuple[int, str]]:
                 ranked.append((9 if field.locked else (6 if name == "setting" else 3), term.strip()))
     if "style" in sheet.scene:
         ranked.append((9 if sheet.scene["style"].locked else 4, sheet.scene["style"].text))
-    else:
-        lit = "lighting" in sheet.scene
+    else:  # the writer's lighting (or a mood's) wins over the house's
+        lit = any(re.search(r"light\b", term) for _, term in ranked)
         ranked += [(0, t) for t in STYLE_TERMS if not (lit and "light" in t)]
     return [(rank, term) for rank, term in ranked if term]
 
