@@ -6,10 +6,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import replace
 
-from illustrator.errors import InvalidInput
+from illustrator.errors import InvalidInput, PlanError
+from illustrator.fewshot import FewShotRefiner
 from illustrator.plan import Action, ChatMessage, Plan, RefinerState, validate_plan
-from illustrator.refiner import FallbackRefiner, Refiner
+from illustrator.refiner import FallbackRefiner, LLMRefiner, Refiner
 from illustrator.refining.changes import ChangeResult, apply_changes
+from illustrator.refining.proposal import arbitrate, propose_change
 from illustrator.refining.reading import Reading, read_message
 from illustrator.refining.render import TokenCounter, estimate_tokens, render
 from illustrator.refining.sheet import Sheet
@@ -73,18 +75,27 @@ class SheetRefiner(Refiner):
 
     def _proposal(
         self, conversation: Sequence[ChatMessage], state: RefinerState, reading: Reading, sheet: Sheet
-    ) -> Reading | None:  # noqa: E501
-        """The LLM's reading of a passage the rules read little of, or None to keep the rules'."""
-        if self.proposer is None or reading.action is not Action.NEW:
+    ) -> Reading | None:
+        """The LLM's reading where it is taken over the rules' (see `arbitrate`), or None to keep the rules'."""
+        if self.proposer is None:
             return None
-        if not reading.narrative and len(reading.wish.split()) >= 2:
-            return None  # a plain description: the rules' reading stands
+        if isinstance(self.proposer, LLMRefiner) and not isinstance(self.proposer, FewShotRefiner):
+            try:
+                proposal = propose_change(self.proposer, _latest_user_text(conversation), sheet)
+            except PlanError as e:
+                logger.warning("Refiner %s gave an unusable change; keeping the rules': %s", self.proposer.name, e)
+                return None
+            except Exception:  # a turn never fails because the LLM did
+                logger.warning("Refiner %s failed; keeping the rules' change.", self.proposer.name, exc_info=True)
+                return None
+            return arbitrate(reading, proposal)
+        # a base model continues a plan line: its new picture is read by the rules, where they read little
+        if reading.action is not Action.NEW or (not reading.narrative and len(reading.wish.split()) >= 2):
+            return None
         plan = self.proposer.refine(conversation, state)
         if plan.source != "llm" or plan.action is not Action.NEW:
-            logger.info("The LLM's plan (%s) contradicts the rules' new picture; keeping the rules'.", plan.action)
             return None
-        proposed = read_message(without_style(plan.prompt), sheet, has_picture=False)
-        return replace(proposed, narrative=True)
+        return replace(read_message(without_style(plan.prompt), sheet, has_picture=False), narrative=True)
 
 
 def current_sheet(state: RefinerState) -> Sheet:
