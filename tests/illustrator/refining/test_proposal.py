@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from illustrator.offline import build_offline_refiner_model
 from illustrator.plan import Action, ChatMessage, RefinerState
 from illustrator.refining.turn import SheetRefiner
-from illustrator.offline import build_offline_refiner_model
 from tests.illustrator.test_refiner import ScriptedLLMRefiner
 
 MERMAID = "a mermaid with long black hair sitting on a rock"
