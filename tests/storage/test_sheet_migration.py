@@ -1,4 +1,4 @@
-"""Migration 3: each picture keeps the story sheet it was drawn from; a version-2 database upgrades with nothing lost."""
+"""Migration 3: each picture keeps the story sheet it was drawn from; a version-2 database upgrades intact."""
 
 from __future__ import annotations
 
