@@ -107,7 +107,8 @@ def _apply(sheet: Sheet, op: Op, earlier: Sequence[Sheet], before: Sheet) -> tup
     if op.op == "drop_subject":
         visible = tuple(k for k in sheet.visible if k != target.key)
         focus = sheet.focus if sheet.focus != target.key else (visible[0] if visible else None)
-        return replace(sheet, visible=visible, focus=focus), None, {(target.key, "*")}
+        negative = (*sheet.negative, target.kind or target.name)  # the picture had it: keep it from coming back
+        return replace(sheet, visible=visible, focus=focus, negative=negative), None, {(target.key, "*")}
     attributes = sheet.scene if target.key == SCENE else target.attributes
     attribute = op.attribute or (attribute_of(op.value) if op.value else None)
     if op.op == "remove" and attribute not in attributes and op.value:

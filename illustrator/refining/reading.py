@@ -209,16 +209,21 @@ def _read_edit(message: str, sheet: Sheet, named: Subject | None) -> Reading:
     lowered = message.lower()
     ops: list[Op] = []
     subject = named
-    if subject is not None and subject.key != sheet.focus:
-        ops.append(Op("focus", subject.key))
     removed = rules._REMOVE.search(lowered)
     rest = message
     if removed:
         what, _, after = re.split(r"(,| and | but )", removed.group("what") + ",", maxsplit=1)
         what = " ".join(rules._segments(rules._description(what))) or what.strip()
         what = re.sub(rf"^(?:{rules._HOLDS}|wearing)\s+(?:a |an |the )?", "", what)
-        ops.append(Op("remove", subject.key if subject else None, value=what))
+        gone = sheet.find(what)
+        if gone is not None and gone.key in sheet.visible and len(sheet.visible) > 1:
+            ops.append(Op("drop_subject", gone.key))  # "remove the dragon": the dragon leaves the picture
+            subject = None if subject is gone else subject
+        else:
+            ops.append(Op("remove", subject.key if subject else None, value=what))
         rest = lowered[: removed.start()] + " " + after
+    if subject is not None and subject.key != sheet.focus:
+        ops.insert(0, Op("focus", subject.key))
     description = rules._description(rest)
     segments = _split_in(rules._segments(description))
     ops += _term_ops(segments, sheet, fresh=False, focus=subject.key if subject else sheet.focus)
