@@ -94,6 +94,11 @@ class EvalReport:
         return sum(checked), len(checked)
 
     @property
+    def splits(self) -> list[str]:
+        """The splits of the cases, in the order they first appear."""
+        return list(dict.fromkeys(r.split for r in self.results))
+
+    @property
     def properties(self) -> tuple[int, int]:
         """(properties that held, properties checked) over every case: the issue's "share of properties"."""
         checks = [passed for r in self.results for passed in r.checks.values()]
@@ -139,7 +144,8 @@ class EvalReport:
             "properties": {name: _counts(*self.pass_rate(name)) for name in PROPERTIES},
             "overall": _counts(*self.overall),
             "properties_checked": _counts(*self.properties),
-            "overall_by_split": {split: _counts(*self.overall_of(split)) for split in ("dev", "holdout")},
+            "overall_by_split": {split: _counts(*self.overall_of(split)) for split in self.splits},
+            "properties_by_split": {split: _counts(*self.properties_of(split)) for split in self.splits},
             "seconds_per_plan": round(self.seconds_per_plan, 4),
             "llm_share": round(self.llm_share, 3),
             "tokens_per_second": round(self.tokens_per_second, 2) if self.tokens_per_second else None,
@@ -345,11 +351,12 @@ def render_table(reports: Sequence[EvalReport]) -> str:
     for name in PROPERTIES:
         lines.append(f"| {name} | " + " | ".join(_rate(*r.pass_rate(name)) for r in reports) + " |")
     lines.append("| **properties checked** | " + " | ".join(f"**{_rate(*r.properties)}**" for r in reports) + " |")
-    for split in ("dev", "holdout"):
+    splits = list(dict.fromkeys(result.split for report in reports for result in report.results))
+    for split in splits:
         rates = " | ".join(_rate(*r.properties_of(split)) for r in reports)
         lines.append(f"| properties checked, {split} cases | {rates} |")
     lines.append("| **all properties** | " + " | ".join(f"**{_rate(*r.overall)}**" for r in reports) + " |")
-    for split in ("dev", "holdout"):
+    for split in splits:
         lines.append(
             f"| all properties, {split} cases | " + " | ".join(_rate(*r.overall_of(split)) for r in reports) + " |"
         )
