@@ -49,12 +49,12 @@ def propose_change(llm: LLMRefiner, message: str, sheet: Sheet) -> Reading:
     return Reading(action, tuple(ops), 0.55 if action is Action.EDIT else None, narrative=True)
 
 
-def arbitrate(rules: Reading, proposal: Reading) -> Reading | None:
+def arbitrate(rules: Reading, proposal: Reading, sheet: Sheet) -> Reading | None:
     """The proposal to take, or None to keep the rules' reading: the code owns the action and what survives.
 
     - an undo, revert or lock the rules recognised stands;
     - a plain edit the rules read (attributes set or removed) stays an edit: a "new picture" proposal is refused,
-      and an edit proposal may only add attributes the rules' change does not touch;
+      and an edit proposal may only add attributes the subject does not have yet;
     - a new picture the rules read little of (a story passage, a poem, a bare wish) takes the proposal's reading.
     """
     if any(op.op in _STRUCTURAL for op in rules.ops) or rules.action is Action.VARIATION:
@@ -64,13 +64,14 @@ def arbitrate(rules: Reading, proposal: Reading) -> Reading | None:
         if proposal.action is not Action.EDIT:
             logger.info("The LLM proposed %s for a plain edit; keeping the rules' edit.", proposal.action.value)
             return None
-        touched = {(op.subject, op.attribute) for op in rules.ops}
-        extra = [op for op in proposal.ops if op.op == "set" and (op.subject, op.attribute) not in touched]
+        focus = sheet.subject(sheet.focus)
+        established = set(focus.attributes) if focus is not None else set()
+        touched = {op.attribute for op in rules.ops} | established
+        extra = [op for op in proposal.ops if op.op == "set" and op.subject is None and op.attribute not in touched]
         return Reading(Action.EDIT, (*rules.ops, *extra), rules.strength, wish=rules.wish) if extra else None
     if rules.action is Action.NEW and (rules.narrative or len(rules.wish.split()) < 2):
-        return (
-            proposal if proposal.action is Action.NEW and any(op.op == "add_subject" for op in proposal.ops) else None
-        )
+        subject = any(op.op in {"add_subject", "focus"} for op in proposal.ops)
+        return proposal if proposal.action is Action.NEW and subject else None
     if rules.action is Action.EDIT and not rules.ops and proposal.action is Action.EDIT:
         return proposal  # the rules found nothing to change in the wish; the LLM did
     return None

@@ -48,6 +48,9 @@ _COMMON_CAPITALS = set(
     "old young little tall small big beneath above below under over across through after before every each "
     "outside inside far near all no not my your our some".split()
 )
+_PAST = re.compile(
+    r"\b(?:\w{3,}ed|was|were|had|stood|sat|ran|went|came|saw|held|took|rose|fell|drew|wore|knew|stole)\b", re.I
+)
 _NARRATIVE = re.compile(r"\b(?:chapter|said|asked|whispered|replied|once upon a time)\b|[\"“”]|\n", re.I)
 _NOT_NAMES = set(
     "the a an i she he it they we you but and when while then as chapter once one two three her his their "
@@ -164,7 +167,13 @@ def _english(text: str) -> str:
 
 def _is_narrative(text: str) -> bool:
     """Whether the writer's text is a story passage, dialogue or a poem rather than a wish."""
-    return bool(_NARRATIVE.search(text)) and len(text.split()) > 8
+    words = len(text.split())
+    if _NARRATIVE.search(text) and words > 8:
+        return True
+    told = len(_PAST.findall(text)) >= 2 and words > 12  # a passage told in the past tense
+    return told and not re.match(
+        r"^\W*(?:please\s+)?(?:make|change|add|give|put|turn|remove|draw|paint|show)\b", text, re.I
+    )
 
 
 def _read_new(message: str, sheet: Sheet, *, narrative: bool = False) -> Reading:

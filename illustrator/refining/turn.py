@@ -46,19 +46,18 @@ class SheetRefiner(Refiner):
         message = _latest_user_text(conversation)
 
         # 2. the rules' reading, or the LLM's where the rules read little
-        reading = read_message(message, sheet, earlier, has_picture=state.has_picture)
-        source = "fallback"
-        proposal = self._proposal(conversation, state, reading, sheet)
-        if proposal is not None:
-            reading, source = proposal, "llm"
+        rules_reading = read_message(message, sheet, earlier, has_picture=state.has_picture)
+        proposal = self._proposal(conversation, state, rules_reading, sheet)
+        reading, source = (proposal, "llm") if proposal is not None else (rules_reading, "fallback")
 
-        # 3. apply, render, and say what changed
+        # 3. apply, render, and say what changed (and what changed that the writer did not ask for)
         result = apply_changes(sheet, reading.ops, earlier)
+        asked = result.asked if proposal is None else apply_changes(sheet, rules_reading.ops, earlier).asked
         action = reading.action
         if result.refused and not result.diff:
             action = Action.VARIATION if state.has_picture else Action.NEW
         rendered = render(result.sheet, count=self.count)
-        notes = [*result.refused, *drift(sheet, result, reading)]
+        notes = [*result.refused, *drift(sheet, result.sheet, reading, asked)]
         if rendered.left_out:
             notes.append(f"Left out to fit the prompt: {', '.join(rendered.left_out)}.")
         plan = Plan(
@@ -88,7 +87,7 @@ class SheetRefiner(Refiner):
             except Exception:  # a turn never fails because the LLM did
                 logger.warning("Refiner %s failed; keeping the rules' change.", self.proposer.name, exc_info=True)
                 return None
-            return arbitrate(reading, proposal)
+            return arbitrate(reading, proposal, sheet)
         # a base model continues a plan line: its new picture is read by the rules, where they read little
         if reading.action is not Action.NEW or (not reading.narrative and len(reading.wish.split()) >= 2):
             return None
@@ -113,19 +112,22 @@ def sheet_from_prompt(prompt: str) -> Sheet:
     return apply_changes(Sheet(), reading.ops).sheet
 
 
-def drift(before: Sheet, result: ChangeResult, reading: Reading) -> list[str]:
-    """A line per established attribute the turn lost or changed though the writer did not ask ("… was dropped")."""
-    if reading.action is Action.NEW or any(op.op in {"undo", "revert", "new_scene"} for op in reading.ops):
+def drift(before: Sheet, after: Sheet, reading: Reading, asked: frozenset[tuple[str, str]]) -> list[str]:
+    """A line per established attribute the turn dropped or changed though the writer did not ask ("… was dropped").
+
+    Every cast member still in the picture is checked, also across a new scene; an undo or revert asks for it all.
+    """
+    if any(op.op in {"undo", "revert"} for op in reading.ops):
         return []
     lines = []
-    for subject in before.visible_subjects():
-        after = result.sheet.subject(subject.key)
-        if after is None or subject.key not in result.sheet.visible or (subject.key, "*") in result.asked:
+    for subject in before.cast:
+        now = after.subject(subject.key)
+        if now is None or subject.key not in after.visible or (subject.key, "*") in asked:
             continue
         for name, value in subject.attributes.items():
-            if (subject.key, name) in result.asked:
+            if (subject.key, name) in asked:
                 continue
-            new = after.attributes.get(name)
+            new = now.attributes.get(name)
             if new is None:
                 lines.append(f"{subject.name}'s {value.text} was dropped.")
             elif new.text != value.text:

@@ -107,3 +107,28 @@ def test_random_weights_ramble_and_the_rules_keep_the_turn(tiny_llm: tuple[Any, 
     plan = SheetRefiner(llm).refine([ChatMessage("user", MERMAID)], RefinerState())
     assert plan.source == "fallback" and "mermaid" in plan.prompt and plan.sheet is not None
     assert llm.last_timing is not None and 0 < llm.last_timing.new_tokens <= 16
+
+
+def test_a_proposal_that_drops_an_established_look_is_reported(tiny_llm: tuple[Any, Any]) -> None:
+    llm = ScriptedLLMRefiner(
+        *tiny_llm,
+        [
+            "not a change",
+            '{"action": "new", "changes": [{"op": "focus", "subject": "Kael"}, '
+            '{"op": "remove", "subject": "Kael", "value": "crow tattoo"}, '
+            '{"op": "set", "subject": "scene", "attribute": "setting", "value": "night market"}]}',
+        ],
+    )
+    refiner = SheetRefiner(llm)
+    conversation, state = first_turn(refiner, "Meet Kael: shaved head, crow tattoo, leather jacket")
+    passage = "Later that night Kael walked slowly through the crowded night market, looking for the old woman."
+    plan = refiner.refine([*conversation, ChatMessage("user", passage)], state)
+    assert plan.source == "llm" and "night market" in plan.prompt and "shaved head" in plan.prompt
+    assert "Kael's crow tattoo was dropped." in plan.reply
+
+
+def test_the_rules_alone_report_no_drift_on_plain_turns() -> None:
+    refiner = SheetRefiner()
+    conversation, state = first_turn(refiner, "Meet Kael: shaved head, crow tattoo, leather jacket")
+    plan = refiner.refine([*conversation, ChatMessage("user", "now draw Kael in a night market")], state)
+    assert "dropped" not in plan.reply and "changed from" not in plan.reply
