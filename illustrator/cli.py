@@ -138,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     refine = commands.add_parser("refine", help="read a conversation (JSON list of {role, content}) on stdin")
     _add_model_options(refine)
     refine.add_argument("--last-prompt", default=None, help="the prompt of the picture the next turn would edit")
+    refine.add_argument(
+        "--sheet", type=Path, default=None, help="that picture's story sheet (JSON, as a plan shows it)"
+    )
 
     evaluate = commands.add_parser("evaluate", help="score the refiner on the evaluation set (a table per property)")
     _add_model_options(evaluate)
@@ -247,9 +250,22 @@ def _refine(settings: Settings, args: argparse.Namespace) -> int:
     refiner = sheet_refiner(load_refiner_for(settings, notices))  # the plan carries the change and the sheet
     for notice in notices:
         logger.warning(notice)
-    state = RefinerState(last_prompt=args.last_prompt, has_picture=args.last_prompt is not None)
+    sheet = _read_json(args.sheet) if args.sheet else None
+    state = RefinerState(
+        last_prompt=args.last_prompt, has_picture=args.last_prompt is not None or sheet is not None, sheet=sheet
+    )
     print(json.dumps(refiner.refine(conversation, state).to_dict(), indent=2))
     return 0
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise InvalidInput(f"Could not read the story sheet {path}: {e}") from e
+    if not isinstance(data, dict):
+        raise InvalidInput(f"The story sheet {path} is not a JSON object.")
+    return data
 
 
 def _evaluate(settings: Settings, args: argparse.Namespace) -> int:

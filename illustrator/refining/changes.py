@@ -161,7 +161,7 @@ def _add_subject(sheet: Sheet, op: Op) -> Sheet:
     existing = sheet.subject(key)
     kind = op.value or name
     if existing is None:
-        kind_attribute = attribute_of(kind)
+        kind_attribute = op.attribute or attribute_of(kind)
         sheet = sheet.with_subject(Subject(key, name, kind, {kind_attribute: Value(kind)}))
     return _show(sheet, key)
 

@@ -206,7 +206,14 @@ def _read_new(message: str, sheet: Sheet, *, narrative: bool = False) -> Reading
             first = segments[0] if segments else "an illustration"
         else:
             segments.remove(first)
-        ops.append(Op("add_subject", attribute_of(first), value=first))
+        placed = re.fullmatch(
+            r"(?P<who>.+?)\s(?P<where>(?:on|near|by|under|beside|at|in)\s(?:a|an|the|her|his)\s.+)", first
+        )
+        if placed is not None:  # "a cat on a windowsill": the subject, and where it is
+            first = placed["who"]
+            segments.insert(0, placed["where"])
+        head = subject_head(first)
+        ops.append(Op("add_subject", head, head, first))
     focus = next(op.subject for op in reversed(ops) if op.op in {"add_subject", "focus"})
     ops += _term_ops(segments, sheet, fresh=True)
     ops.append(Op("focus", focus))
@@ -258,7 +265,7 @@ def _term_ops(segments: Sequence[str], sheet: Sheet, *, fresh: bool, focus: str 
         if other is not None and any(attribute_of(v.text) == head for v in other.attributes.values()):
             ops.append(Op("set", other.key, head, segment))
         elif _CREATURE.match(head) and fresh:
-            ops.append(Op("add_subject", head, value=segment))
+            ops.append(Op("add_subject", head, head, segment))
         else:
             target = sheet.subject(focus) if not fresh else None
             category = rules._category(segment)
@@ -270,6 +277,12 @@ def _term_ops(segments: Sequence[str], sheet: Sheet, *, fresh: bool, focus: str 
 
 
 _ARTICLE = r"(?:a|an|the|one|two|three|four|five|several|some|many)\s"
+
+
+def subject_head(term: str) -> str:
+    """The noun a subject is called by: the head before any place ("a mermaid near a waterfall" -> mermaid)."""
+    before = re.split(r"\s(?:near|on|in|by|at|under|beside|over|with|from|of)\s", term, maxsplit=1)[0]
+    return attribute_of(before)
 
 
 def _only_mood(segment: str) -> bool:
@@ -286,7 +299,12 @@ def _split_in(segments: list[str]) -> list[str]:
         placed = re.fullmatch(r"(?P<left>.+?)\s+(?P<right>(?:on|near|by|under|beside|at)\s+.+)", segment)
         if match and _scene_field(match["right"]) is None and _scene_field(segment) is None:
             result += [match["left"], match["right"]]
-        elif placed and _scene_field(placed["right"]) == "setting" and _scene_field(placed["left"]) is None:
+        elif (
+            placed
+            and _scene_field(placed["right"]) == "setting"
+            and _scene_field(placed["left"]) is None
+            and rules._category(placed["left"]) != "pose"  # "sitting on a rock" stays one pose
+        ):
             result += [placed["left"], placed["right"]]
         else:
             result.append(segment)
@@ -302,6 +320,8 @@ def _scene_field(segment: str) -> str | None:
     if category in _SCENE_OF:
         return _SCENE_OF[category]
     if re.search(rf"\b(?:{_PLACES})\b", segment) and not _CREATURE.match(attribute_of(segment)):
+        return "setting"
+    if re.match(r"(?:on|near|beside|under)\s(?:a|an|the)\s", segment):  # "on a windowsill", "near a waterfall"
         return "setting"
     return None
 
