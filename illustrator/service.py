@@ -17,8 +17,7 @@ from illustrator.images import PictureSource, load_picture
 from illustrator.inputs import check_message, check_options
 from illustrator.latents import LatentCache
 from illustrator.plan import Action, ChatMessage, Plan, RefinerState
-from illustrator.refining.cast import bring_character, bring_request
-from illustrator.refining.sheet import Sheet
+from illustrator.refining.history import set_lock, sheet_context
 from illustrator.settings import Settings
 from storage.db import Database
 from storage.files import PictureFiles
@@ -279,39 +278,20 @@ class TurnService:
     ) -> tuple[RefinerState, list[ChatMessage]]:
         """The refiner's state with the base picture's sheet and the sheets before it; brings a character asked for."""
         with self._db.session() as db:
-            repo = SessionRepository(db)
-            pictures = repo.list_pictures(session_id, limit=None) if base else []
-            earlier = tuple(json.loads(p.sheet_json) for p in pictures if p.sheet_json and base and p.id < base.id)
-            sheet = base.sheet if base else None
-            request = bring_request(conversation[-1].content) if conversation else None
-            if request is not None:
-                source = self._sheet_of_session(repo, request.session_title, request.name)
-                own = Sheet.from_dict(sheet) if sheet else Sheet()
-                sheet = bring_character(own, source, request.name).to_dict()
-                wish = f"now draw {request.name} {request.rest}".strip()
-                conversation = [*conversation[:-1], ChatMessage("user", wish)]
+            context = sheet_context(SessionRepository(db), session_id, base.id if base else None, conversation)
         state = RefinerState(
             last_prompt=base.prompt if base else None,
             last_negative_prompt=base.negative_prompt if base else None,
             has_picture=base is not None or has_start,
-            sheet=sheet,
-            earlier=earlier,
+            sheet=context.sheet,
+            earlier=context.earlier,
         )
-        return state, conversation
+        return state, context.conversation
 
-    @staticmethod
-    def _sheet_of_session(repo: SessionRepository, title: str, name: str) -> Sheet:
-        """The newest sheet of the session called `title` in which `name` is in the cast; NotFound otherwise."""
-        wanted = " ".join(title.lower().split())
-        chats = [c for c in repo.list_sessions(limit=None, query=title) if " ".join(c.title.lower().split()) == wanted]
-        if not chats:
-            raise NotFound(f"There is no session called “{title}”.")
-        for picture in reversed(repo.list_pictures(chats[0].id, limit=None)):
-            if picture.sheet_json:
-                sheet = Sheet.from_dict(json.loads(picture.sheet_json))
-                if sheet.find(name) is not None:
-                    return sheet
-        raise NotFound(f"“{title}” has no {name} on its story sheet.")
+    def set_lock(self, picture_id: int, subject: str, attribute: str, locked: bool) -> dict[str, Any]:
+        """Lock or unlock one attribute on a picture's story sheet (a click on the sheet); returns the new sheet."""
+        with self._db.transaction() as db:
+            return set_lock(SessionRepository(db), picture_id, subject, attribute, locked)
 
     def _apply_overrides(self, plan: Plan, options: TurnOptions, state: RefinerState) -> Plan:
         action = options.action or plan.action

@@ -72,6 +72,11 @@ def parse_ops(raw: Any) -> tuple[Op, ...]:
     return tuple(ops)
 
 
+def lock_op(subject: str, attribute: str, locked: bool) -> Op:
+    """The operation a click on the sheet makes: lock (or unlock) one attribute of a subject or of the scene."""
+    return Op("lock" if locked else "unlock", subject, attribute)
+
+
 def attribute_of(term: str) -> str:
     """The attribute a term sets when none is named: its head noun, singular ("three ravens" -> "raven")."""
     words = normalise(term).split()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from illustrator.errors import NotFound
+from illustrator.errors import InvalidInput, NotFound
 from illustrator.models import load_generator, sheet_refiner
 from illustrator.refiner import FallbackRefiner
 from illustrator.service import TurnService
@@ -56,3 +56,25 @@ def test_a_character_is_brought_from_another_session(data_dir: Path, tiny_genera
         assert term in brought.picture.prompt
     with pytest.raises(NotFound):
         service.send(other.session_id, "bring Mira from 'Crow City'")
+
+
+def test_a_branch_undoes_to_its_own_parent_and_a_click_lock_holds(data_dir: Path, tiny_generator) -> None:
+    from illustrator.service import TurnOptions
+
+    service = make_service(data_dir, tiny_generator)
+    first = service.send(None, "a girl with black hair and a green scarf")
+    service.send(first.session_id, "make her hair red")
+    service.send(first.session_id, "give her a straw hat")
+    branch = service.send(first.session_id, "make her scarf yellow", TurnOptions(base_picture_id=first.picture.id))
+    assert branch.picture.parent_id == first.picture.id
+    assert "black hair" in branch.picture.prompt and "yellow scarf" in branch.picture.prompt
+    undone = service.send(first.session_id, "undo that", TurnOptions(base_picture_id=branch.picture.id))
+    assert "green scarf" in undone.picture.prompt and "black hair" in undone.picture.prompt
+    assert "straw hat" not in undone.picture.prompt and "red" not in undone.picture.prompt
+
+    sheet = service.set_lock(undone.picture.id, "girl", "hair", True)
+    assert sheet["cast"][0]["attributes"]["hair"]["locked"] is True
+    refused = service.send(first.session_id, "make her hair blonde")
+    assert "black hair" in refused.picture.prompt and "locked" in refused.reply.content
+    with pytest.raises(InvalidInput):
+        service.set_lock(undone.picture.id, "girl", "wings", True)
