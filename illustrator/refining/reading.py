@@ -10,6 +10,7 @@ from illustrator import rules
 from illustrator.lexicon import mood_terms
 from illustrator.plan import Action
 from illustrator.refining.changes import SCENE, Op, attribute_of
+from illustrator.refining.passages import english, is_name, is_narrative, visible_text
 from illustrator.refining.sheet import Sheet, Subject, normalise
 
 _SCENE_OF = {"time": "time_of_day", "place": "setting", "weather": "weather", "season": "season", "light": "lighting"}
@@ -40,79 +41,6 @@ _BACK = re.compile(
     re.I,
 )
 _DRAW = re.compile(r"^\W*(?:now\s+|then\s+)?(?:draw|paint|sketch|show|put)\b")
-_STILL_VERBS = set(
-    "stand stood stands run ran runs sit sat sits lie lay lies fall fell falls rise rose rises shine shone shines "
-    "glow glows go went goes come came comes fly flew flies sing sang sings walk walks wait waits sleep slept".split()
-)
-_COMMON_CAPITALS = set(
-    "old young little tall small big beneath above below under over across through after before every each "
-    "outside inside far near all no not my your our some".split()
-)
-_PAST = re.compile(
-    r"\b(?:\w{3,}ed|was|were|had|stood|sat|ran|went|came|saw|held|took|rose|fell|drew|wore|knew|stole)\b", re.I
-)
-_NARRATIVE = re.compile(r"\b(?:chapter|said|asked|whispered|replied|once upon a time)\b|[\"“”]|\n", re.I)
-_NOT_NAMES = set(
-    "the a an i she he it they we you but and when while then as chapter once one two three her his their "
-    "there this that what where why how so if in on at of with from by now later suddenly".split()
-)
-_DETERMINERS = {"the", "a", "an", "his", "her", "their", "its", "my", "our"}
-_STOPS = set(
-    "with while and or but of in on at to from as by for into onto through over under the a an that which who "
-    "beneath above below across toward towards behind against along around past upon within beside "
-    "was were is are had has said".split()
-)
-_FOREIGN = {  # a few words of the languages writers used in the evaluation, read as English
-    "rojo": "red",
-    "roja": "red",
-    "rouge": "red",
-    "rot": "red",
-    "rote": "red",
-    "roten": "red",
-    "rouges": "red",
-    "azul": "blue",
-    "bleu": "blue",
-    "bleue": "blue",
-    "blau": "blue",
-    "verde": "green",
-    "vert": "green",
-    "verte": "green",
-    "grün": "green",
-    "negro": "black",
-    "negra": "black",
-    "noir": "black",
-    "noire": "black",
-    "schwarz": "black",
-    "blanco": "white",
-    "blanca": "white",
-    "blanc": "white",
-    "weiß": "white",
-    "pelo": "hair",
-    "cabello": "hair",
-    "cheveux": "hair",
-    "haare": "hair",
-    "haar": "hair",
-    "invierno": "winter",
-    "hiver": "winter",
-    "noche": "night",
-    "nuit": "night",
-    "nacht": "night",
-    "sombrero": "hat",
-    "chapeau": "hat",
-    "hut": "hat",
-    "capa": "cloak",
-    "cape": "cloak",
-    "mantel": "cloak",
-    "manteau": "coat",
-    "vestido": "dress",
-    "robe": "dress",
-    "kleid": "dress",
-}
-_FOREIGN_FILLER = re.compile(
-    r"\b(?:hazlo|hazla|haz|ponle|pon|que|su|sus|el|los|las|ahora|por favor|mets|lui|ses|son|sa|maintenant|"
-    r"s'il te plaît|s'il vous plaît|mach|mache|ihre|ihr|seine|sein|die|der|das|jetzt|bitte|en|la|le|les|des|un|une)\b",
-    re.I,
-)
 
 
 @dataclass(frozen=True)
@@ -128,10 +56,10 @@ class Reading:
 
 def read_message(text: str, sheet: Sheet, earlier: Sequence[Sheet] = (), *, has_picture: bool = True) -> Reading:
     """Read the writer's latest message against the current sheet (`earlier`: the sheets before it, oldest first)."""
-    message = _english(rules.without_injections(text))
+    message = english(rules.without_injections(text))
     lowered = message.lower()
     if not has_picture or not sheet.visible:
-        return _read_new(message, sheet, narrative=_is_narrative(text))
+        return _read_new(message, sheet, narrative=is_narrative(text))
     if _UNDO.search(message):
         return Reading(Action.EDIT, (Op("undo"),), 0.6) if earlier else Reading(Action.VARIATION, ())
     locking = _read_lock(message, sheet)
@@ -150,7 +78,7 @@ def read_message(text: str, sheet: Sheet, earlier: Sequence[Sheet] = (), *, has_
     new_wording = rules._NEW.search(lowered) or (
         not rules._EDIT.search(lowered) and re.match(r"(?:a|an)(?:\s+\S+){3}", lowered)
     )
-    if _is_narrative(text):
+    if is_narrative(text):
         return _read_new(message, sheet, narrative=True)
     if new_wording or (named is not None and _DRAW.match(lowered)):  # "draw Mira on a rooftop": a new scene
         return _read_new(message, sheet)
@@ -159,26 +87,9 @@ def read_message(text: str, sheet: Sheet, earlier: Sequence[Sheet] = (), *, has_
     return _read_edit(message, sheet, named)
 
 
-def _english(text: str) -> str:
-    """The message with the few foreign words the rules know put into English."""
-    words = [_FOREIGN.get(w.lower(), w) for w in re.split(r"(\s+)", _FOREIGN_FILLER.sub(" ", text))]
-    return " ".join("".join(words).split())
-
-
-def _is_narrative(text: str) -> bool:
-    """Whether the writer's text is a story passage, dialogue or a poem rather than a wish."""
-    words = len(text.split())
-    if _NARRATIVE.search(text) and words > 8:
-        return True
-    told = len(_PAST.findall(text)) >= 2 and words > 12  # a passage told in the past tense
-    return told and not re.match(
-        r"^\W*(?:please\s+)?(?:make|change|add|give|put|turn|remove|draw|paint|show)\b", text, re.I
-    )
-
-
 def _read_new(message: str, sheet: Sheet, *, narrative: bool = False) -> Reading:
     """A new picture: a new scene keeping the cast; a character the writer names keeps the look it has."""
-    source = _visible_text(message) if narrative else message
+    source = visible_text(message) if narrative else message
     meet = _MEET.match(source)
     ops: list[Op] = [Op("new_scene")]
     named = _named(source, sheet)
@@ -192,7 +103,7 @@ def _read_new(message: str, sheet: Sheet, *, narrative: bool = False) -> Reading
             ops.append(Op("focus", named.key))
             description = _without_words(description, named)
         else:
-            names = [w for w in re.findall(r"\b[A-Z][a-z]+\b", source) if _is_name(w)]
+            names = [w for w in re.findall(r"\b[A-Z][a-z]+\b", source) if is_name(w)]
             if names and narrative:
                 ops.append(Op("add_subject", names[0], value=names[0]))
                 description = _without_words(description, None, names[0])
@@ -415,38 +326,3 @@ def _without_words(description: str, subject: Subject | None, name: str | None =
     names = {subject.key, subject.name.lower()} if subject is not None else {(name or "").lower()}
     words = [w for w in description.split() if w.strip(",.").lower() not in names]
     return " ".join(words).strip(" ,")
-
-
-def _is_name(word: str) -> bool:
-    """Whether a capitalised word in a story passage is a name ("Elena"), not a sentence's first common word."""
-    low = word.lower()
-    common = low in _NOT_NAMES or low in rules._ADJECTIVES or low in _DETERMINERS or low in _STILL_VERBS
-    return not common and low not in _COMMON_CAPITALS
-
-
-def _visible_text(text: str) -> str:
-    """What can be seen in a story passage or a poem: names and the things after articles, no dialogue or chapters."""
-    text = re.sub(r"[\"“][^\"”]*[\"”]", " ", text)
-    text = re.sub(r"\bchapter\s+\w+\b\.?", " ", text, flags=re.I)
-    text = re.sub(r"\b(?:said|asked|whispered|replied)\s+(?:the\s+)?\w+", " ", text, flags=re.I)
-    names = [w for w in re.findall(r"\b[A-Z][a-z]+\b", text) if _is_name(w)]
-    terms: list[str] = list(dict.fromkeys(names))
-    words = re.findall(r"[\w'-]+", text)
-    for index, word in enumerate(words):
-        if word.lower() not in _DETERMINERS:
-            continue
-        phrase: list[str] = []
-        for follower in words[index + 1 : index + 4]:
-            low = follower.lower()
-            if (
-                low in _STOPS
-                or low in _DETERMINERS
-                or low in _STILL_VERBS
-                or (low.endswith("ed") and len(phrase) > 0)
-                or low.endswith("ly")
-            ):
-                break
-            phrase.append(low)
-        if phrase and not (phrase[-1].endswith("ed") and len(phrase) == 1):
-            terms.append(" ".join(phrase))
-    return ", ".join(dict.fromkeys(terms))
