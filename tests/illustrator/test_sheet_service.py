@@ -78,3 +78,14 @@ def test_a_branch_undoes_to_its_own_parent_and_a_click_lock_holds(data_dir: Path
     assert "black hair" in refused.picture.prompt and "locked" in refused.reply.content
     with pytest.raises(InvalidInput):
         service.set_lock(undone.picture.id, "girl", "wings", True)
+
+
+def test_the_prompt_is_counted_with_the_image_models_tokenizer(tiny_generator) -> None:
+    from illustrator.refining.render import estimate_tokens
+    from illustrator.refining.turn import SheetRefiner
+
+    refiner = sheet_refiner(FallbackRefiner(), tiny_generator)
+    assert isinstance(refiner, SheetRefiner) and refiner.count is not estimate_tokens
+    tokenizer = tiny_generator.pipelines.text_to_image.tokenizer
+    text = "a witch, long black cloak, holding a lantern"
+    assert refiner.count(text) == len(tokenizer(text, add_special_tokens=False)["input_ids"]) > 0
