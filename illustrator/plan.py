@@ -58,9 +58,13 @@ class Plan:
     changes: tuple[str, ...] = ()  # what changed on the sheet, one line each ("hair: black → red")
 
     def to_dict(self) -> dict[str, Any]:
-        """The plan as plain JSON-able values (the schema the LLM is asked for, plus `source`)."""
+        """The plan as plain JSON-able values (the schema the LLM is asked for, `source`, and the sheet with its diff)."""
         data = asdict(self)
         data["action"] = self.action.value
+        if self.sheet is None:  # a plan made without the story sheet keeps the schema it always had
+            del data["sheet"], data["changes"]
+        else:
+            data["changes"] = list(self.changes)
         return data
 
 
