@@ -58,7 +58,7 @@ class Plan:
     changes: tuple[str, ...] = ()  # what changed on the sheet, one line each ("hair: black → red")
 
     def to_dict(self) -> dict[str, Any]:
-        """The plan as plain JSON-able values (the schema the LLM is asked for, `source`, and the sheet with its diff)."""
+        """The plan as plain JSON-able values (the schema the LLM is asked for, `source`, the sheet and its diff)."""
         data = asdict(self)
         data["action"] = self.action.value
         if self.sheet is None:  # a plan made without the story sheet keeps the schema it always had
