@@ -163,6 +163,8 @@ def _term_ops(segments: Sequence[str], sheet: Sheet, *, fresh: bool, focus: str 
     """An operation per term: a scene field, another subject's kind, or an attribute of the subject in focus."""
     ops: list[Op] = []
     for segment in segments:
+        if set(segment.split()) <= {"a", "an", "the", "some"}:
+            continue  # an article the splitting left behind
         field = _scene_field(segment)
         if field is not None:
             old = None if fresh else sheet.scene.get(field)

@@ -168,3 +168,9 @@ def test_a_character_is_brought_from_another_session() -> None:
     assert kael is not None and kael.attributes["tattoo"].text == "crow tattoo"
     with pytest.raises(NotFound):
         bring_character(Sheet(), crow_city, "Mira")
+
+
+def test_english_words_that_look_foreign_stay_as_they_are() -> None:
+    plan = play("an old wizard in a star-covered blue robe with a crooked staff, his son beside him")[0]
+    assert "robe" in plan.prompt and "dress" not in plan.prompt and "son" in plan.prompt
+    assert "wizard" in plan.prompt  # a description with past participles is not read as a story passage
