@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from illustrator.errors import IllustratorError, InvalidInput
 from illustrator.settings import AUTO, DECODERS, DEFAULT_IMAGE_MODEL, DEFAULT_REFINER_MODEL, Settings
@@ -256,7 +257,7 @@ def _refine(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_json(path: Path) -> dict:
+def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as e:

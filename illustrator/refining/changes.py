@@ -96,7 +96,9 @@ def apply_changes(sheet: Sheet, ops: Sequence[Op], earlier: Sequence[Sheet] = ()
     return ChangeResult(new, tuple(diff_lines(sheet, new)), tuple(refused), frozenset(asked))
 
 
-def _apply(sheet: Sheet, op: Op, earlier: Sequence[Sheet], before: Sheet) -> tuple[Sheet, str | None, set]:
+def _apply(
+    sheet: Sheet, op: Op, earlier: Sequence[Sheet], before: Sheet
+) -> tuple[Sheet, str | None, set[tuple[str, str]]]:
     if op.op in {"undo", "revert"}:
         return _revert(sheet, op, earlier), None, set()
     if op.op == "new_scene":

@@ -11,7 +11,7 @@ from illustrator.lexicon import mood_terms
 from illustrator.plan import Action
 from illustrator.refining.changes import SCENE, Op, attribute_of
 from illustrator.refining.passages import english, is_name, is_narrative, visible_text
-from illustrator.refining.sheet import Sheet, Subject, normalise
+from illustrator.refining.sheet import Sheet, Subject, Value, normalise
 
 _SCENE_OF = {"time": "time_of_day", "place": "setting", "weather": "weather", "season": "season", "light": "lighting"}
 _PLACES = r"stairs|staircase|tower|cliff|rooftop|roof|shop|station|square|bazaar|island|ruins|swamp|jungle|deck|ship"
@@ -302,8 +302,8 @@ def _read_back(match: re.Match[str], sheet: Sheet, earlier: Sequence[Sheet]) -> 
     return None
 
 
-def _attribute_sets(old: Sheet, current: Sheet) -> list[tuple[str | None, dict]]:
-    sets: list[tuple[str | None, dict]] = [(SCENE, old.scene)]
+def _attribute_sets(old: Sheet, current: Sheet) -> list[tuple[str | None, dict[str, Value]]]:
+    sets: list[tuple[str | None, dict[str, Value]]] = [(SCENE, old.scene)]
     focus = old.subject(current.focus)
     if focus is not None:
         sets.insert(0, (None, focus.attributes))

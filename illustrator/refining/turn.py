@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 from illustrator.errors import InvalidInput, PlanError
 from illustrator.fewshot import FewShotRefiner
@@ -148,7 +149,7 @@ def _reply(action: Action, result: ChangeResult, notes: list[str], prompt: str) 
     return " ".join([*notes, head] if notes else [head])
 
 
-def _sheet(data: dict) -> Sheet:
+def _sheet(data: dict[str, Any]) -> Sheet:
     try:
         return Sheet.from_dict(data)
     except InvalidInput:

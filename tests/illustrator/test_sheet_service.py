@@ -13,7 +13,7 @@ from illustrator.service import TurnService
 from illustrator.settings import Settings
 from storage.db import create_db
 from storage.files import PictureFiles
-from tests.illustrator.test_service import StaticModels
+from tests.illustrator.test_service import StaticModels, library_for
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,8 @@ def test_the_sheet_is_stored_with_each_picture_and_survives_a_restart(data_dir: 
     fourth = again.send(first.session_id, "winter now")
     assert "winter" in fourth.picture.prompt and "summer" not in fourth.picture.prompt
     assert "winter" in fourth.reply.content  # the reply shows the diff
-    assert again.open_session(first.session_id).current_picture.sheet["scene"]["season"]["text"] == "winter"  # type: ignore[union-attr]
+    current = library_for(again, data_dir).open_session(first.session_id).current_picture
+    assert current is not None and current.sheet is not None and current.sheet["scene"]["season"]["text"] == "winter"
 
     undone = again.send(first.session_id, "undo that")
     assert "summer" in undone.picture.prompt and "winter" not in undone.picture.prompt
@@ -49,7 +50,7 @@ def test_the_sheet_is_stored_with_each_picture_and_survives_a_restart(data_dir: 
 def test_a_character_is_brought_from_another_session(data_dir: Path, tiny_generator) -> None:
     service = make_service(data_dir, tiny_generator)
     crow_city = service.send(None, "Meet Kael: shaved head, crow tattoo, leather jacket")
-    service.rename_session(crow_city.session_id, "Crow City")
+    library_for(service, data_dir).rename_session(crow_city.session_id, "Crow City")
     other = service.send(None, "a quiet harbour at dawn")
     brought = service.send(other.session_id, "bring Kael from 'Crow City' into a tavern")
     for term in ("Kael", "shaved head", "crow tattoo", "leather jacket", "tavern"):
