@@ -109,7 +109,7 @@ class ModelManager:
         notices: list[str] = []
         try:
             generator = load_generator(self._settings, notices)
-            refiner = load_refiner_for(self._settings, notices)
+            refiner = sheet_refiner(load_refiner_for(self._settings, notices), generator)
         except Exception as e:  # the loader thread must always end with a status the UI can show
             logger.exception("Model loading failed")
             message = str(e) if isinstance(e, ModelUnavailable) else "The models could not be loaded; see the log."
@@ -130,6 +130,16 @@ class ModelManager:
         )
         logger.info("Models ready in %.1f s: %s", self._status.load_seconds, self._status.summary)
         self._ready.set()
+
+
+def sheet_refiner(refiner: Refiner, generator: object = None) -> Refiner:
+    """`refiner` behind the story sheet, counting prompt tokens with the image model's tokenizer when it has one."""
+    from illustrator.refining.render import estimate_tokens, tokenizer_counter
+    from illustrator.refining.turn import SheetRefiner
+
+    pipelines = getattr(generator, "pipelines", None)
+    tokenizer = getattr(getattr(pipelines, "text_to_image", None), "tokenizer", None)
+    return SheetRefiner(refiner, count=tokenizer_counter(tokenizer) if tokenizer is not None else estimate_tokens)
 
 
 def load_generator(settings: Settings, notices: list[str]) -> Generator:

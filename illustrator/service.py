@@ -18,6 +18,7 @@ from illustrator.images import PictureSource, load_picture
 from illustrator.inputs import check_message, check_options
 from illustrator.latents import LatentCache
 from illustrator.plan import Action, ChatMessage, Plan, RefinerState
+from illustrator.refining.history import set_lock, sheet_context
 from illustrator.settings import Settings
 from storage.db import Database
 from storage.files import PictureFiles
@@ -81,6 +82,7 @@ class PictureView:
     parent_id: int | None
     created_at: datetime
     artists: tuple[str, ...] = ()  # the artists its style is credited to; none: a general model output
+    sheet: dict[str, Any] | None = None  # the story sheet it was drawn from (None: drawn before sheets existed)
 
 
 @dataclass(frozen=True)
@@ -186,13 +188,9 @@ class TurnService:
             conversation = [ChatMessage(m.role, m.content) for m in repo.list_messages(chat.id)]  # type: ignore[arg-type]
             base = self._base_picture(repo, chat.id, options.base_picture_id)
 
-        # 3. refine the conversation into a plan
+        # 3. refine the conversation into a plan: a change to the story sheet of the picture it starts from
         report(0.05, "Refining the prompt…")
-        state = RefinerState(
-            last_prompt=base.prompt if base else None,
-            last_negative_prompt=base.negative_prompt if base else None,
-            has_picture=base is not None or start is not None,
-        )
+        state, conversation = self._sheet_state(session_id, base, start is not None, conversation)
         plan = self._apply_overrides(self._models.refiner().refine(conversation, state), options, state)
 
         # 4. draw
@@ -262,6 +260,26 @@ class TurnService:
         if picture.session_id != session_id:
             raise NotFound("That picture does not belong to this session.")
         return self._picture_view(picture)
+
+    def _sheet_state(
+        self, session_id: str, base: PictureView | None, has_start: bool, conversation: list[ChatMessage]
+    ) -> tuple[RefinerState, list[ChatMessage]]:
+        """The refiner's state with the base picture's sheet and the sheets before it; brings a character asked for."""
+        with self._db.session() as db:
+            context = sheet_context(SessionRepository(db), session_id, base.id if base else None, conversation)
+        state = RefinerState(
+            last_prompt=base.prompt if base else None,
+            last_negative_prompt=base.negative_prompt if base else None,
+            has_picture=base is not None or has_start,
+            sheet=context.sheet,
+            earlier=context.earlier,
+        )
+        return state, context.conversation
+
+    def set_lock(self, picture_id: int, subject: str, attribute: str, locked: bool) -> dict[str, Any]:
+        """Lock or unlock one attribute on a picture's story sheet (a click on the sheet); returns the new sheet."""
+        with self._db.transaction() as db:
+            return set_lock(SessionRepository(db), picture_id, subject, attribute, locked)
 
     def _apply_overrides(self, plan: Plan, options: TurnOptions, state: RefinerState) -> Plan:
         action = options.action or plan.action
@@ -374,6 +392,7 @@ class TurnService:
                     prompt=params.prompt,
                     negative_prompt=params.negative_prompt,
                     parent_id=parent_id,
+                    sheet_json=json.dumps(plan.sheet) if plan.sheet is not None else None,
                 )
                 picture.artists = artists or None
                 reply_text = f"{plan.reply} ({credit_line(artists)}.)" if artists else plan.reply
@@ -421,4 +440,5 @@ def picture_view(picture: Picture, pictures_root: Path) -> PictureView:
         parent_id=picture.parent_id,
         created_at=picture.created_at,
         artists=tuple(picture.artists or ()),
+        sheet=json.loads(picture.sheet_json) if picture.sheet_json else None,
     )

@@ -238,6 +238,7 @@ class SessionRepository:
         strength: float | None = None,
         parent_id: int | None = None,
         turn: int | None = None,
+        sheet_json: str | None = None,
     ) -> Picture:
         """Record a picture saved on disk; `turn` defaults to the session's current turn."""
         chat_session = self.get_session(session_id)
@@ -260,6 +261,7 @@ class SessionRepository:
             prompt=prompt,
             negative_prompt=negative_prompt,
             parent_id=parent_id,
+            sheet_json=sheet_json,
         )
         self.db.add(picture)
         self.touch(chat_session)

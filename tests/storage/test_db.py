@@ -34,7 +34,7 @@ def test_every_connection_gets_the_sqlite_settings(db: Database, db_url: str) ->
 
 
 def test_new_database_is_at_the_latest_schema_and_healthy(db: Database) -> None:
-    assert db.schema_version() == migrations.LATEST_VERSION == 6
+    assert db.schema_version() == migrations.LATEST_VERSION == migrations.MIGRATIONS[-1].version
     assert db.check_integrity() == "ok"
 
 
@@ -97,9 +97,7 @@ def test_a_v1_database_is_upgraded_and_keeps_its_data(db_url: str) -> None:
     try:
         with again.engine.connect() as conn:
             assert conn.exec_driver_sql("SELECT version FROM schema_version ORDER BY version").scalars().all() == [
-                1,
-                2,
-                6,
+                m.version for m in migrations.MIGRATIONS
             ]
     finally:
         again.dispose()
