@@ -43,7 +43,7 @@ class LocalBackend(DrawingBackend):
         cancel: threading.Event | None = None,
     ) -> GeneratedPicture:
         """Draw a new picture from the prompt."""
-        with _memory_errors():
+        with memory_errors():
             drawn = self.generator.text_to_image(params, progress=progress, cancel=cancel, preview=preview)
         self.kept.keep(drawn)
         return drawn
@@ -61,14 +61,14 @@ class LocalBackend(DrawingBackend):
         shape = self.generator.latent_shape(params.width, params.height)
         latents = self.kept.find(image, model_name=self.model_name, shape=shape)
         start = image if latents is None else latents
-        with _memory_errors():
+        with memory_errors():
             drawn = self.generator.image_to_image(start, params, progress=progress, cancel=cancel, preview=preview)
         self.kept.keep(drawn)
         return drawn
 
 
 @contextmanager
-def _memory_errors() -> Iterator[None]:
+def memory_errors() -> Iterator[None]:
     """Running out of memory, whatever the device says, becomes one plain sentence; memory is given back."""
     try:
         yield
