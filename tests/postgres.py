@@ -1,4 +1,4 @@
-"""A real PostgreSQL server for the tests: initdb into a temp folder, pg_ctl on a free loopback port, stopped after."""
+"""A real PostgreSQL server for the tests: initdb into a temp folder, pg_ctl on a free loopback port, then stopped.
 
 Debian's `postgresql` package provides the programs (`make postgres` installs it). initdb refuses to run as root, so
 as root the server runs as the `postgres` system user that the package creates.
