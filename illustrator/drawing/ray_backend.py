@@ -273,8 +273,8 @@ def deployment_for(settings: Settings) -> Any:
     from ray import serve
 
     gpus = settings.ray_gpus_per_replica
-    deployment = serve.deployment(
-        ImageModelReplica,
+    deployment: Any = serve.deployment(ImageModelReplica)
+    deployment = deployment.options(
         name="ImageModel",
         num_replicas=settings.ray_replicas,
         max_ongoing_requests=1,  # one picture at a time per replica: the router sends the next to an idle one
