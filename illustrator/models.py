@@ -112,11 +112,6 @@ class ModelManager:
                 self._backend = LocalBackend(generator)
             return self._backend
 
-    def close(self) -> None:
-        """Let go of the drawing backend's remote handles, if any."""
-        if self._backend is not None:
-            self._backend.close()
-
     def refiner(self) -> Refiner:
         """The prompt refiner, once loaded."""
         self.wait()

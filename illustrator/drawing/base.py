@@ -61,10 +61,6 @@ class DrawingBackend(ABC):
     ) -> GeneratedPicture:
         """Redraw `image` following the prompt; `params.strength` says how much of it changes."""
 
-    def close(self) -> None:
-        """Let go of what the backend holds (remote handles, connections); the default holds nothing."""
-        return None
-
 
 def picture_key(image: Image.Image) -> str:
     """A key for a picture's pixels: the same picture read back from its PNG file has the same key."""

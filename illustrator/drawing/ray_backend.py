@@ -64,6 +64,7 @@ class ImageModelReplica:
             "model_name": generator.model_name,
             "is_placeholder": generator.is_placeholder,
             "defaults": generator.defaults,
+            "latent_shape_64": generator.latent_shape(64, 64),  # the latents' channels and scale, for any size
             "notices": self.notices,
             "replica": _replica_id(),
         }
@@ -131,6 +132,8 @@ class RayBackend(DrawingBackend):
         self.is_placeholder = bool(description["is_placeholder"])
         self._defaults: ModelDefaults = description["defaults"]
         self.notices: tuple[str, ...] = tuple(description.get("notices", ()))
+        _, self._latent_channels, scaled, _ = description["latent_shape_64"]
+        self._latent_scale = 64 // int(scaled)
         self.kept = KeptLatents()
         self.last_replica: str | None = None  # which replica drew (or is drawing) the latest picture
 
@@ -169,13 +172,8 @@ class RayBackend(DrawingBackend):
         )
         return self._draw(request, progress, preview, cancel)
 
-    def close(self) -> None:
-        """Nothing to let go of: the deployment outlives this process (`serve.delete` removes it)."""
-        return None
-
     def _latent_shape(self, width: int, height: int) -> tuple[int, ...]:
-        # Stable Diffusion's families all have a VAE that scales by 8 and 4 latent channels.
-        return (1, 4, height // 8, width // 8)
+        return (1, int(self._latent_channels), height // self._latent_scale, width // self._latent_scale)
 
     def _draw(
         self,
