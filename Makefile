@@ -39,7 +39,7 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 typecheck: $(VENV)/.installed
-	$(BIN)/mypy illustrator storage
+	$(BIN)/mypy --strict illustrator storage ui
 
 bench: $(VENV)/.installed
 	$(BIN)/python -m benchmarks.run $(ARGS)

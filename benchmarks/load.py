@@ -148,9 +148,10 @@ def _count_misplaced(db_url: str, sessions: dict[int, str | None], turns: int) -
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import ray
 
-    import app
     from illustrator.settings import Settings
+    from illustrator.wiring import wire
     from tests.app.conftest import free_port
+    from ui.server import launch
 
     figures = Figures(args.writers, args.turns, args.replicas)
     with ExitStack() as stack:
@@ -171,10 +172,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ray_address="local",
             ray_replicas=args.replicas,
         )
-        illustrator = app.wire(settings)
+        illustrator = wire(settings)
         status = illustrator.models.wait(timeout=900)
         logger.info("Models: %s", status.summary)
-        served = app.launch(illustrator, prevent_thread_lock=True, quiet=True)
+        served = launch(illustrator, prevent_thread_lock=True, quiet=True)
         stack.callback(served.close)
         figures.start_up_s = time.perf_counter() - started
         url = f"http://127.0.0.1:{settings.port}/"

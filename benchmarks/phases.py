@@ -180,11 +180,13 @@ def measure_ours(
     image_folder: Path, refiner_folder: Path, data_dir: Path, options: Options
 ) -> tuple[dict[str, Any], OursContext]:
     """Our txt2img and edit turns through TurnService, wired as the app wires it, with the app's default settings."""
+    from illustrator.library import Library
     from illustrator.models import ModelManager
     from illustrator.service import TurnService
     from illustrator.settings import Settings
     from storage.db import create_db
     from storage.files import PictureFiles
+    from storage.thumbnails import Thumbnails
 
     settings = Settings(
         data_dir=data_dir,
@@ -197,9 +199,8 @@ def measure_ours(
     reset_peak_memory()
     baseline = memory_mb()
     models = ModelManager(settings)
-    service = TurnService(
-        settings, create_db(settings.resolved_database_url), PictureFiles(settings.pictures_dir), models
-    )
+    service_db, service_files = create_db(settings.resolved_database_url), PictureFiles(settings.pictures_dir)
+    service = TurnService(settings, service_db, service_files, models)
     started = time.perf_counter()
     status = models.wait()
     load_s = time.perf_counter() - started
@@ -208,7 +209,8 @@ def measure_ours(
     loaded = memory_mb()
     generator, refiner = models.generator(), models.refiner()
     script = ScriptedPlans(refiner.model, refiner.tokenizer)
-    session_id = service.create_session("benchmark").id  # where the parts phase saves its pictures
+    library = Library(service_db, service_files, Thumbnails(settings.thumbnails_dir, service_files))
+    session_id = library.create_session("benchmark").id  # where the parts phase saves its pictures
     context = OursContext(service, generator, refiner, script, data_dir, session_id)
 
     watch = Stopwatch()
@@ -451,7 +453,7 @@ def measure_startup(model_args: list[str], label: str, timeout: float = 900.0) -
         command = [
             sys.executable,
             "-m",
-            "illustrator.cli",
+            "ui.cli",
             "serve",
             "--port",
             str(port),

@@ -25,11 +25,11 @@ def check_message(text: Any, limit: int) -> str:
     """The message without surrounding whitespace; InvalidInput with a plain sentence when it cannot be used."""
     if not isinstance(text, str) or not text.strip():
         raise InvalidInput("Please type a message first.")
-    text = text.strip()
-    if len(text) > limit:
-        raise InvalidInput(f"That message is too long: {len(text)} characters (the limit is {limit}).")
-    check_text(text, "That message")
-    return text
+    message: str = text.strip()
+    if len(message) > limit:
+        raise InvalidInput(f"That message is too long: {len(message)} characters (the limit is {limit}).")
+    check_text(message, "That message")
+    return message
 
 
 def check_text(text: str, what: str) -> None:
@@ -73,6 +73,17 @@ def check_options(options: TurnOptions) -> None:
     picture_id = options.base_picture_id
     if picture_id is not None and not (_is_int(picture_id) and 0 < picture_id <= MAX_PICTURE_ID):
         raise InvalidInput(f"base_picture_id must be a picture's number, not {picture_id!r}.")
+
+
+def parse_size(size: str | None) -> tuple[int | None, int | None]:
+    """A picture size typed as WIDTHxHEIGHT ("512x768"), or (None, None) for "auto" or nothing."""
+    if not size or size == "auto":
+        return None, None
+    try:
+        width, height = (int(part) for part in size.lower().split("x"))
+    except ValueError as e:
+        raise InvalidInput(f"Unknown picture size '{size}'.") from e
+    return width, height
 
 
 def _is_int(value: Any) -> bool:

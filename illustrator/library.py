@@ -1,4 +1,4 @@
-"""The writer's library: session cards, the gallery in pages of thumbnails, share links, and imported pictures."""
+"""The writer's library, the one front door for sessions: list, open, rename, delete, share, export, the gallery."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import IO
 
 from illustrator.errors import IllustratorError, InvalidInput, NotFound
 from illustrator.export import export_session
-from illustrator.service import PictureView, SessionSummary, SessionView, TurnService, picture_view
+from illustrator.service import PictureView, SessionSummary, SessionView, message_view, picture_view
 from storage.db import Database
 from storage.files import PictureFiles
 from storage.pngmeta import parse_parameters_text, read_png_metadata
@@ -85,17 +85,9 @@ def read_imported_picture(file: str | Path | IO[bytes]) -> ImportedPicture:
 
 
 class Library:
-    """Queries over all the writer's sessions and pictures; one database session per call, as TurnService."""
+    """The writer's sessions and pictures (everything but running a turn); one database session per call."""
 
-    def __init__(
-        self,
-        service: TurnService,
-        db: Database,
-        files: PictureFiles,
-        thumbnails: Thumbnails,
-        exports: Path | None = None,
-    ) -> None:
-        self._service = service
+    def __init__(self, db: Database, files: PictureFiles, thumbnails: Thumbnails, exports: Path | None = None) -> None:
         self._db = db
         self._files = files
         self._thumbnails = thumbnails
@@ -103,22 +95,51 @@ class Library:
 
     # Sessions ------------------------------------------------------------------------------------
 
+    def create_session(self, title: str = "New session") -> SessionSummary:
+        """Create an empty session."""
+        with self._db.transaction() as db:
+            chat = SessionRepository(db).create_session(title)
+            return SessionSummary(chat.id, chat.title, chat.updated_at)
+
     def list_sessions(self, query: str | None = None, limit: int = 100) -> list[SessionSummary]:
         """Sessions, most recently used first, each with the thumbnail of the picture it ended on."""
-        summaries = []
-        for summary in self._service.list_sessions(query, limit):
-            thumbnail = None
-            if summary.thumbnail is not None:
-                thumbnail = self._thumbnail_of(summary.thumbnail.relative_to(self._files.root.resolve()).as_posix())
-            summaries.append(replace(summary, thumbnail=thumbnail))
-        return summaries
+        with self._db.session() as db:
+            repo = SessionRepository(db)
+            rows = []
+            for chat in repo.list_sessions(limit=limit, query=query or None):
+                last = repo.last_picture(chat.id)
+                rows.append((SessionSummary(chat.id, chat.title, chat.updated_at), last.file_name if last else None))
+        return [replace(summary, thumbnail=self._thumbnail_of(name) if name else None) for summary, name in rows]
+
+    def open_session(self, session_id: str) -> SessionView:
+        """The whole conversation of a session, with its pictures."""
+        with self._db.session() as db:
+            repo = SessionRepository(db)
+            chat = repo.get_session(session_id)
+            pictures = {p.id: picture_view(p, self._files.root) for p in repo.list_pictures(session_id, limit=None)}
+            messages = [message_view(m, pictures) for m in repo.list_messages(session_id)]
+            last = repo.last_picture(session_id)
+            return SessionView(chat.id, chat.title, messages, pictures.get(last.id) if last else None)
+
+    def rename_session(self, session_id: str, title: str) -> None:
+        """Give a session a new title."""
+        title = " ".join(title.split())
+        if not title:
+            raise InvalidInput("A session title cannot be empty.")
+        with self._db.transaction() as db:
+            SessionRepository(db).rename_session(session_id, title[:120])
+
+    def get_picture(self, picture_id: int) -> PictureView:
+        """One picture's details."""
+        with self._db.session() as db:
+            return picture_view(SessionRepository(db).get_picture(picture_id), self._files.root)
 
     def delete_session(self, session_id: str) -> None:
         """Delete a session, its messages, its picture files and their thumbnails."""
-        with self._db.session() as db:
-            names = [p.file_name for p in SessionRepository(db).list_pictures(session_id, limit=None)]
-        self._service.delete_session(session_id)
-        for name in names:
+        with self._db.transaction() as db:
+            file_names = SessionRepository(db).delete_session(session_id)
+        for name in file_names:
+            self._files.delete(name)
             self._thumbnails.delete(name)
         if self._exports is not None:
             shutil.rmtree(self._exports / session_id, ignore_errors=True)
@@ -127,7 +148,7 @@ class Library:
         """The session as a zip (storyboard and original pictures), replacing its earlier export."""
         if self._exports is None:
             raise InvalidInput("Exports are not set up in this app.")
-        view = self._service.open_session(session_id)
+        view = self.open_session(session_id)
         folder = self._exports / view.id  # an id checked by open_session: 32 hex digits, never a path
         shutil.rmtree(folder, ignore_errors=True)
         return export_session(view, folder)
@@ -179,7 +200,7 @@ class Library:
         """The session behind a share link; NotFound for a wrong or revoked token."""
         with self._db.session() as db:
             session_id = SessionRepository(db).get_shared_session(token).id
-        return self._service.open_session(session_id)
+        return self.open_session(session_id)
 
     def shared_picture(self, token: str, picture_id: int) -> Path:
         """The file of a picture of the shared session; NotFound for any other picture, or a wrong token."""

@@ -75,7 +75,7 @@ def build_offline_refiner_model(folder: Path) -> Path:
     return folder
 
 
-def _byte_level_chat_tokenizer():  # type: ignore[no-untyped-def]
+def _byte_level_chat_tokenizer() -> Any:
     """A byte-level BPE tokenizer (256 byte tokens, no merges) with ChatML control tokens, built offline."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 

@@ -1,4 +1,4 @@
-"""The turn service: one chat turn is refine -> generate -> save; plus the session queries the UI needs."""
+"""The turn service: one chat turn is check -> refine -> draw -> save, and its cancelling (sessions: library.py)."""
 
 from __future__ import annotations
 
@@ -120,8 +120,17 @@ class TurnResult:
     reply: MessageView
 
 
+@dataclass(frozen=True)
+class CheckedTurn:
+    """A turn whose message and overrides passed the checks, with its starting picture decoded (once)."""
+
+    text: str
+    options: TurnOptions
+    start: Image.Image | None = None
+
+
 class TurnService:
-    """Runs chat turns and answers session queries; one database session per call."""
+    """Runs chat turns (check -> refine -> draw -> save) and cancels them; one database session per call."""
 
     def __init__(self, settings: Settings, db: Database, files: PictureFiles, models: ModelManager) -> None:
         self._settings = settings
@@ -130,53 +139,6 @@ class TurnService:
         self._models = models
         self._cancel_events: dict[str, threading.Event] = {}
         self._cancel_lock = threading.Lock()
-
-    # Sessions ------------------------------------------------------------------------------------
-
-    def create_session(self, title: str = "New session") -> SessionSummary:
-        """Create an empty session."""
-        with self._db.transaction() as db:
-            chat = SessionRepository(db).create_session(title)
-            return SessionSummary(chat.id, chat.title, chat.updated_at)
-
-    def list_sessions(self, query: str | None = None, limit: int = 100) -> list[SessionSummary]:
-        """Sessions, most recently used first."""
-        with self._db.session() as db:
-            repo = SessionRepository(db)
-            summaries = []
-            for chat in repo.list_sessions(limit=limit, query=query or None):
-                summaries.append(SessionSummary(chat.id, chat.title, chat.updated_at, self._thumbnail(repo, chat.id)))
-            return summaries
-
-    def open_session(self, session_id: str) -> SessionView:
-        """The whole conversation of a session, with its pictures."""
-        with self._db.session() as db:
-            repo = SessionRepository(db)
-            chat = repo.get_session(session_id)
-            pictures = {p.id: self._picture_view(p) for p in repo.list_pictures(session_id, limit=None)}
-            messages = [self._message_view(m, pictures) for m in repo.list_messages(session_id)]
-            last = repo.last_picture(session_id)
-            return SessionView(chat.id, chat.title, messages, pictures.get(last.id) if last else None)
-
-    def rename_session(self, session_id: str, title: str) -> None:
-        """Give a session a new title."""
-        title = " ".join(title.split())
-        if not title:
-            raise InvalidInput("A session title cannot be empty.")
-        with self._db.transaction() as db:
-            SessionRepository(db).rename_session(session_id, title[:120])
-
-    def delete_session(self, session_id: str) -> None:
-        """Delete a session, its messages and its picture files."""
-        with self._db.transaction() as db:
-            file_names = SessionRepository(db).delete_session(session_id)
-        for name in file_names:
-            self._files.delete(name)
-
-    def get_picture(self, picture_id: int) -> PictureView:
-        """One picture's details."""
-        with self._db.session() as db:
-            return self._picture_view(SessionRepository(db).get_picture(picture_id))
 
     # Turns ---------------------------------------------------------------------------------------
 
@@ -192,19 +154,18 @@ class TurnService:
     def send(
         self,
         session_id: str | None,
-        text: str,
+        text: str | CheckedTurn,
         options: TurnOptions | None = None,
         *,
         progress: Progress | None = None,
         preview: Preview | None = None,
     ) -> TurnResult:
         """Run one chat turn: store the message, refine it into a plan, draw the picture, store the result."""
-        options = options or TurnOptions()
         report = progress or (lambda fraction, text: None)
 
         # 1. check inputs, before anything is stored: the message, the overrides, the starting picture
-        text = self.check_turn(text, options)
-        start = self._load_start_picture(options.start_image)
+        turn = text if isinstance(text, CheckedTurn) else self.check_turn(text, options)
+        text, options, start = turn.text, turn.options, turn.start
 
         # 2. store the writer's message first, so that it survives whatever happens next
         report(0.0, "Reading your message…")
@@ -246,13 +207,12 @@ class TurnService:
         """The message, stripped; InvalidInput if it is empty, too long or holds control characters."""
         return check_message(text, self._settings.max_message_chars)
 
-    def check_turn(self, text: str, options: TurnOptions | None = None) -> str:
-        """Check a turn's message, overrides and starting picture without running it; returns the message to send."""
+    def check_turn(self, text: str, options: TurnOptions | None = None) -> CheckedTurn:
+        """Check a turn's message and overrides and decode its starting picture, without running it."""
+        options = options or TurnOptions()
         text = self.check_message(text)
-        if options is not None:
-            check_options(options)
-            self._load_start_picture(options.start_image)
-        return text
+        check_options(options)
+        return CheckedTurn(text, options, self._load_start_picture(options.start_image))
 
     def _load_start_picture(self, source: PictureSource | None) -> Image.Image | None:
         if source is None:
@@ -369,32 +329,23 @@ class TurnService:
                     session_id, "assistant", plan.reply, plan_json=json.dumps(plan.to_dict()), picture_id=picture.id
                 )
                 picture_view = self._picture_view(picture)
-                reply_view = self._message_view(reply, {picture.id: picture_view})
+                reply_view = message_view(reply, {picture.id: picture_view})
         except Exception:
             self._files.delete(saved.file_name)  # no row points at it: don't leave a stray file
             raise
         return TurnResult(session_id, plan, picture_view, reply_view)
-
-    def _thumbnail(self, repo: SessionRepository, session_id: str) -> Path | None:
-        last = repo.last_picture(session_id)
-        if last is None:
-            return None
-        try:
-            return self._files.path(last.file_name)
-        except NotFound:
-            logger.warning("Picture file %s of session %s is missing", last.file_name, session_id)
-            return None
 
     # Views ---------------------------------------------------------------------------------------
 
     def _picture_view(self, picture: Picture) -> PictureView:
         return picture_view(picture, self._files.root)
 
-    @staticmethod
-    def _message_view(message: Message, pictures: dict[int, PictureView]) -> MessageView:
-        plan = json.loads(message.plan_json) if message.plan_json else None
-        picture = pictures.get(message.picture_id) if message.picture_id is not None else None
-        return MessageView(message.id, message.role, message.content, message.turn, plan, picture)
+
+def message_view(message: Message, pictures: dict[int, PictureView]) -> MessageView:
+    """A stored chat message as the UI shows it, with its picture when it has one."""
+    plan = json.loads(message.plan_json) if message.plan_json else None
+    picture = pictures.get(message.picture_id) if message.picture_id is not None else None
+    return MessageView(message.id, message.role, message.content, message.turn, plan, picture)
 
 
 def picture_view(picture: Picture, pictures_root: Path) -> PictureView:

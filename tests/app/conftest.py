@@ -23,18 +23,19 @@ def free_port() -> int:
 @pytest.fixture
 def serve(data_dir: Path) -> Iterator[ServeFn]:
     """Start the app (offline preset, its own data folder); call again to restart it on the same data."""
-    import app
+    from illustrator.wiring import wire
+    from ui.server import Served, launch
 
-    running: list[app.Served] = []
+    running: list[Served] = []
 
     def start() -> str:
         for served in running:
             served.close()
         running.clear()
         settings = Settings(data_dir=data_dir, offline=True, port=free_port())
-        illustrator = app.wire(settings)
+        illustrator = wire(settings)
         illustrator.models.wait(timeout=120)
-        running.append(app.launch(illustrator, prevent_thread_lock=True, quiet=True))
+        running.append(launch(illustrator, prevent_thread_lock=True, quiet=True))
         return f"http://127.0.0.1:{settings.port}/"
 
     yield start

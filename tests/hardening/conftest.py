@@ -40,7 +40,8 @@ def data_dir(tmp_path: Path, shared_models: Path) -> Path:
 @pytest.fixture
 def start_app(data_dir: Path) -> Iterator[Start]:
     """Start the app in this process: `start(**settings)` -> (url, the wired Illustrator); stopped after the test."""
-    import app
+    from illustrator.wiring import wire
+    from ui.server import launch
 
     running: list[Any] = []
 
@@ -48,9 +49,9 @@ def start_app(data_dir: Path) -> Iterator[Start]:
         # the built-in rules refine: the untrained offline LLM would spend seconds per turn on noise
         settings = Settings(data_dir=data_dir, offline=True, refiner_model="none", port=free_port())
         settings = replace(settings, **overrides)
-        illustrator = app.wire(settings)
+        illustrator = wire(settings)
         illustrator.models.wait(timeout=120)
-        running.append(app.launch(illustrator, prevent_thread_lock=True, quiet=True))
+        running.append(launch(illustrator, prevent_thread_lock=True, quiet=True))
         return f"http://127.0.0.1:{settings.port}/", illustrator
 
     yield start

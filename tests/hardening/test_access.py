@@ -12,12 +12,12 @@ import httpx
 import pytest
 from gradio_client import Client
 
-from illustrator import cli
 from illustrator.access import NEEDS_LOGIN, blocked_paths, check_access, login_for, read_password_file
 from illustrator.errors import InvalidInput
 from illustrator.settings import Settings
 from tests.app.client import send
 from tests.hardening.conftest import Start, rows
+from ui import cli
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -27,6 +27,7 @@ from storage.db import create_db
 from storage.files import PictureFiles
 from tests.app.client import assert_plain, pictures, refusal, send, texts
 from tests.hardening.conftest import Start, picture_files, rows
+from tests.illustrator.test_service import library_for
 
 MIXED = "Ἀθηνᾶ 🦉 と 猫, مرحبا بالعالم, שלום 👩🏽‍🚀 — naïve café and a new line\nhere"
 
@@ -207,7 +208,7 @@ def test_a_message_cannot_take_over_the_refiner(data_dir: Path, tmp_path: Path) 
 
     llm.dictated = '{"prompt": "a quiet garden", "action": "new", "reply": "A garden."}'
     other = service.send(None, "a quiet garden")
-    other_before = service.open_session(other.session_id)
+    other_before = library_for(service, data_dir).open_session(other.session_id)
     outside = tmp_path / "outside"
     outside.mkdir()
 
@@ -239,7 +240,7 @@ def test_a_message_cannot_take_over_the_refiner(data_dir: Path, tmp_path: Path) 
     assert (picture.width, picture.height, picture.steps) == (256, 256, generator.defaults.steps)
     assert picture.path.is_file() and picture.path.is_relative_to(settings.pictures_dir)
     assert picture.session_id == victim.session_id != other.session_id
-    assert service.open_session(other.session_id) == other_before
+    assert library_for(service, data_dir).open_session(other.session_id) == other_before
     assert _tree(outside) == {}
     assert rows(data_dir, "PRAGMA integrity_check") == [("ok",)]
     assert _counts(data_dir) == (2, 4, 2)

@@ -35,7 +35,7 @@ class Server:
 
     def start(self) -> str:
         port = free_port()
-        command = [sys.executable, "-m", "illustrator.cli", "serve", "--offline", "--refiner-model", "none"]
+        command = [sys.executable, "-m", "ui.cli", "serve", "--offline", "--refiner-model", "none"]
         command += ["--data-dir", str(self.data_dir), "--port", str(port)]
         env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
         with open(self.log, "ab") as log:

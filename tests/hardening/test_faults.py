@@ -14,7 +14,7 @@ import pytest
 import torch
 from gradio_client import Client
 
-import app
+import illustrator.wiring
 import storage.files
 from illustrator.generator import GeneratedPicture, GenerationParams, Generator
 from illustrator.models import ModelManager
@@ -22,6 +22,7 @@ from illustrator.plan import ChatMessage, Plan, RefinerState
 from illustrator.refiner import FallbackRefiner, Refiner
 from tests.app.client import TRACE_SIGNS, assert_plain, pictures, refusal, send
 from tests.hardening.conftest import Start, picture_files, rows
+from ui.errors import UNEXPECTED
 
 
 def _state(data_dir: Path) -> tuple[list[str], int, list[Path]]:
@@ -113,7 +114,7 @@ class _OutOfMemoryModels(ModelManager):
 def test_out_of_memory_gives_a_plain_message_and_the_next_turn_works(
     start_app: Start, data_dir: Path, monkeypatch
 ) -> None:
-    monkeypatch.setattr(app, "ModelManager", _OutOfMemoryModels)
+    monkeypatch.setattr(illustrator.wiring, "ModelManager", _OutOfMemoryModels)
     url, _ = start_app()
     client = Client(url, verbose=False)
     for attempt in ("a whale in the sky", "a whale in the sky, again"):
@@ -160,14 +161,14 @@ def _event_stream(url: str, data: list[Any]) -> str:
 
 
 def test_stack_traces_never_reach_the_browser(start_app: Start, data_dir: Path, monkeypatch) -> None:
-    monkeypatch.setattr(app, "ModelManager", _BuggyModels)
+    monkeypatch.setattr(illustrator.wiring, "ModelManager", _BuggyModels)
     url, _ = start_app()
     client = Client(url, verbose=False)
 
     # 1. a bug: one generic sentence, nothing about the exception, in the raw stream and in the client
     stream = _event_stream(url, ["a knight in silver armour", *SEND_DEFAULTS])
     assert "event: error" in stream and TRACE_SIGNS.search(stream) is None and "secret" not in stream, stream
-    assert refusal(client, "a knight in silver armour") == app.UNEXPECTED
+    assert refusal(client, "a knight in silver armour") == UNEXPECTED
     # a payload Gradio cannot use, and a route that does not exist: no trace either
     for answer in (
         _event_stream(url, [{"not": "text"}, "sideways", "x", None, [], 7, 8, 9, 10, 11]),

@@ -14,7 +14,7 @@ from storage.pngmeta import read_png_metadata
 
 def run_cli(*args: str, stdin: str = "", data_dir: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "illustrator.cli", *args, "--data-dir", str(data_dir), "--offline"],
+        [sys.executable, "-m", "ui.cli", *args, "--data-dir", str(data_dir), "--offline"],
         input=stdin,
         capture_output=True,
         text=True,

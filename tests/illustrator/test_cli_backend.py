@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from illustrator.cli import build_parser, settings_from_args
 from illustrator.errors import InvalidInput
+from ui.cli import build_parser, settings_from_args
 
 
 def test_the_backend_options_become_settings(monkeypatch: pytest.MonkeyPatch) -> None:

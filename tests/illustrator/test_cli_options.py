@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from illustrator.cli import build_parser, settings_from_args
+from ui.cli import build_parser, settings_from_args
 
 
 def _settings(*argv: str):  # type: ignore[no-untyped-def]

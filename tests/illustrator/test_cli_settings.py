@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from illustrator.cli import build_parser, settings_from_args
-from illustrator.web import lan_address
+from ui.cli import build_parser, settings_from_args
+from ui.server import lan_address
 
 
 def test_database_url_and_listen_become_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

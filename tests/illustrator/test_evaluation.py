@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from illustrator.cli import main
 from illustrator.errors import InvalidInput
 from illustrator.evaluation import (
     PROPERTIES,
@@ -22,6 +21,7 @@ from illustrator.evaluation import (
 )
 from illustrator.plan import Action, ChatMessage, Plan, RefinerState
 from illustrator.refiner import FallbackRefiner, Refiner, Timing
+from ui.cli import main
 
 CASES = load_eval_set()
 

@@ -10,7 +10,7 @@ from illustrator.plan import Action
 from illustrator.refiner import FallbackRefiner
 from illustrator.service import TurnOptions
 from storage.pngmeta import read_png_metadata
-from tests.illustrator.test_service import ScriptedRefiner, make_service, plan
+from tests.illustrator.test_service import ScriptedRefiner, library_for, make_service, plan
 
 SMALL = TurnOptions(width=64, height=64)
 
@@ -22,8 +22,8 @@ def test_export_holds_the_storyboard_and_the_original_pictures_in_order(data_dir
     service, _ = make_service(data_dir, offline_generator, refiner)
     first = service.send(None, "a mermaid by a waterfall", SMALL)
     second = service.send(first.session_id, "make her hair red <script>alert(1)</script>", SMALL)
-    service.rename_session(first.session_id, "Mermaid's cave / draft 1")
-    view = service.open_session(first.session_id)
+    library_for(service, data_dir).rename_session(first.session_id, "Mermaid's cave / draft 1")
+    view = library_for(service, data_dir).open_session(first.session_id)
 
     path = export_session(view, data_dir / "exports")
     assert path.name == "mermaid-s-cave-draft-1.zip"
@@ -62,7 +62,7 @@ def test_a_picture_missing_from_disk_does_not_stop_the_export(data_dir: Path, of
     service, _ = make_service(data_dir, offline_generator, FallbackRefiner())
     made = service.send(None, "a fox in the snow", SMALL)
     made.picture.path.unlink()
-    path = export_session(service.open_session(made.session_id), data_dir / "exports")
+    path = export_session(library_for(service, data_dir).open_session(made.session_id), data_dir / "exports")
     with zipfile.ZipFile(path) as archive:
         assert [n.rsplit("/", 1)[-1] for n in archive.namelist()] == ["storyboard.html", "storyboard.md"]
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]

@@ -24,7 +24,7 @@ SMALL = TurnOptions(width=64, height=64)
 def make_library(data_dir: Path, generator, refiner: Refiner) -> tuple[Library, TurnService, PictureFiles]:
     service, files = make_service(data_dir, generator, refiner)
     thumbnails = Thumbnails(data_dir / "thumbnails", files, size=32)
-    library = Library(service, service._db, files, thumbnails, exports=data_dir / "exports")
+    library = Library(service._db, files, thumbnails, exports=data_dir / "exports")
     return library, service, files
 
 
@@ -76,8 +76,8 @@ def test_delete_removes_the_session_its_pictures_and_thumbnails(data_dir: Path, 
     exported = library.export(gone.session_id)
     assert library.export(gone.session_id) == exported and len(list(exported.parent.iterdir())) == 1
 
-    service.rename_session(gone.session_id, "  The   mermaid's  cave ")
-    assert service.open_session(gone.session_id).title == "The mermaid's cave"
+    library.rename_session(gone.session_id, "  The   mermaid's  cave ")
+    assert library.open_session(gone.session_id).title == "The mermaid's cave"
     library.delete_session(gone.session_id)
 
     assert [s.id for s in library.list_sessions()] == [keep.session_id]
@@ -85,7 +85,7 @@ def test_delete_removes_the_session_its_pictures_and_thumbnails(data_dir: Path, 
     assert [p.stem for p in (data_dir / "thumbnails").rglob("*.webp")] == [keep.picture.path.stem]
     assert not exported.exists() and not (data_dir / "exports" / gone.session_id).exists()
     with pytest.raises(NotFound):
-        service.open_session(gone.session_id)
+        library.open_session(gone.session_id)
 
 
 def test_a_share_link_shows_one_session_until_it_is_revoked(data_dir: Path, offline_generator) -> None:
@@ -122,7 +122,7 @@ def test_a_branch_continues_from_an_earlier_picture_and_the_session_ends_on_it(
     branch = service.send(first.session_id, "make her hair blue", replace_base(SMALL, first.picture.id))
     assert branch.picture.action == Action.EDIT.value and branch.picture.parent_id == first.picture.id
 
-    reopened = service.open_session(first.session_id)
+    reopened = library.open_session(first.session_id)
     assert reopened.current_picture is not None and reopened.current_picture.id == branch.picture.id
     after = service.send(first.session_id, "now she is smiling", SMALL)
     assert after.picture.parent_id == branch.picture.id

@@ -9,6 +9,7 @@ import pytest
 
 from illustrator.drawing import DrawingBackend
 from illustrator.errors import GenerationCancelled, InvalidInput, NotFound
+from illustrator.library import Library
 from illustrator.models import ModelManager, load_generator
 from illustrator.plan import Action, ChatMessage, Plan, RefinerState
 from illustrator.refiner import FallbackRefiner, Refiner
@@ -17,6 +18,7 @@ from illustrator.settings import Settings
 from storage.db import create_db
 from storage.files import PictureFiles
 from storage.pngmeta import read_png_metadata
+from storage.thumbnails import Thumbnails
 
 
 class ScriptedRefiner(Refiner):
@@ -80,6 +82,14 @@ def make_service(
     return TurnService(settings, db, files, StaticModels(settings, generator, refiner)), files
 
 
+def library_for(service: TurnService, data_dir: Path) -> Library:
+    """The library over the same database and picture files as the service (the front door for sessions)."""
+    files = service._files
+    return Library(
+        service._db, files, Thumbnails(data_dir / "thumbnails", files, size=32), exports=data_dir / "exports"
+    )
+
+
 def test_new_then_edit_then_new(data_dir: Path, drawing, database_url: str) -> None:
     refiner = ScriptedRefiner(
         plan("a mermaid near a waterfall, starlit sky"),
@@ -111,11 +121,11 @@ def test_new_then_edit_then_new(data_dir: Path, drawing, database_url: str) -> N
     third = service.send(first.session_id, "now draw a lighthouse on a cliff instead")
     assert third.picture.action == "new" and third.picture.parent_id is None
 
-    view = service.open_session(first.session_id)
+    view = library_for(service, data_dir).open_session(first.session_id)
     assert view.title.startswith("A mermaid") or "mermaid" in view.title.lower()
     assert [m.role for m in view.messages] == ["user", "assistant"] * 3
     assert view.current_picture is not None and view.current_picture.id == third.picture.id
-    assert service.list_sessions()[0].id == first.session_id
+    assert library_for(service, data_dir).list_sessions()[0].id == first.session_id
 
 
 def test_overrides_and_branching(data_dir: Path, drawing, database_url: str) -> None:
@@ -154,7 +164,7 @@ def test_bad_input_stores_nothing(data_dir: Path, drawing, database_url: str) ->
         service.send(None, "x" * 201)
     with pytest.raises(NotFound):
         service.send("f" * 32, "a castle")
-    assert service.list_sessions() == []
+    assert library_for(service, data_dir).list_sessions() == []
 
 
 def test_a_failed_picture_keeps_the_message_and_the_next_turn_works(data_dir: Path, drawing, database_url: str) -> None:
@@ -162,10 +172,12 @@ def test_a_failed_picture_keeps_the_message_and_the_next_turn_works(data_dir: Pa
     first = service.send(None, "a castle on a hill")
     with pytest.raises(InvalidInput, match="width"):  # out of range: refused before anything is stored
         service.send(first.session_id, "make it wider", TurnOptions(width=70))
-    assert [m.content for m in service.open_session(first.session_id).messages][-1] != "make it wider"
+    assert [m.content for m in library_for(service, data_dir).open_session(first.session_id).messages][
+        -1
+    ] != "make it wider"
     with pytest.raises(InvalidInput, match="strength"):  # fails while drawing: the message is kept
         service.send(first.session_id, "make it taller", TurnOptions(action=Action.EDIT, strength=0.001))
-    view = service.open_session(first.session_id)
+    view = library_for(service, data_dir).open_session(first.session_id)
     assert view.messages[-1].content == "make it taller"
     assert view.current_picture is not None and view.current_picture.id == first.picture.id
     assert len(list(files.root.rglob("*.png"))) == 1
@@ -176,7 +188,7 @@ def test_a_failed_picture_keeps_the_message_and_the_next_turn_works(data_dir: Pa
 
 def test_cancel_stops_the_picture_and_the_queue_moves_on(data_dir: Path, drawing, database_url: str) -> None:
     service, files = make_service(data_dir, drawing, FallbackRefiner(), database_url)
-    session = service.create_session()
+    session = library_for(service, data_dir).create_session()
 
     def cancel_at_first_step(fraction: float, text: str) -> None:
         if "step" in text:

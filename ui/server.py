@@ -1,4 +1,4 @@
-"""Our own web pages (read-only share links) and the server that runs them in front of the Gradio UI."""
+"""The web server: our own pages (read-only share links) in front of the Gradio page, run by uvicorn on a thread."""
 
 from __future__ import annotations
 
@@ -6,17 +6,30 @@ import logging
 import socket
 import threading
 import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+import gradio as gr
 import uvicorn
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse, HTMLResponse, Response
+from gradio.routes import App as GradioApp
+from starlette.routing import Mount
 
+from illustrator.access import blocked_paths, login_for
 from illustrator.errors import IllustratorError, NotFound
 from illustrator.export import storyboard_html
 from illustrator.library import Library
+from illustrator.settings import Settings
+
+if TYPE_CHECKING:
+    from illustrator.wiring import Illustrator
 
 logger = logging.getLogger(__name__)
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 # A shared page is read by someone else's browser: keep it out of caches, search engines and Referer headers,
 # and let it load nothing but its own pictures.
@@ -124,3 +137,89 @@ class WebServer:
         self._server.should_exit = True
         if self._thread.is_alive():
             self._thread.join(timeout=10)
+
+
+@dataclass
+class Served:
+    """The running app: its page, its server and the address to open; `close()` stops both."""
+
+    demo: gr.Blocks
+    server: WebServer
+
+    @property
+    def url(self) -> str:
+        """The address to open on this machine."""
+        return self.server.local_url
+
+    def wait(self) -> None:
+        """Serve until the server stops or the user presses Ctrl+C."""
+        self.server.wait()
+
+    def close(self) -> None:
+        """Stop the queue and the server."""
+        self.demo.close(verbose=False)
+        self.server.close()
+
+
+def build_web_app(app: Illustrator, demo: gr.Blocks) -> FastAPI:
+    """Our own routes first (read-only share pages), then the Gradio page mounted at the root."""
+    web = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    # Share pages live outside Gradio, so that a login for the editing UI never covers them.
+    web.include_router(share_routes(app.library))
+    # The login (required with --listen) guards the Gradio page, its API and its file routes, not the routes above.
+    settings = app.settings
+    gr.mount_gradio_app(
+        web,
+        demo,
+        path="/",
+        server_name=settings.host,
+        server_port=settings.port,
+        auth=login_for(settings),
+        allowed_paths=[str(folder.resolve()) for folder in _served_folders(settings)],
+        blocked_paths=blocked_paths(settings),  # never served, whatever is allowed: the database, the models
+        max_file_size=settings.max_upload_bytes,  # refused while the upload streams in
+        show_error=False,
+        css_paths=[ASSETS / "style.css"],
+        footer_links=["api"],
+    )
+    # As after demo.launch(): demo.close() then stops the mounted app's open streams (heartbeats) at once.
+    demo.app = next(r.app for r in web.routes if isinstance(r, Mount) and isinstance(r.app, GradioApp))
+    return web
+
+
+def _served_folders(settings: Settings) -> list[Path]:
+    return [settings.pictures_dir, settings.thumbnails_dir, settings.exports_dir]
+
+
+def launch(app: Illustrator, *, prevent_thread_lock: bool = False, quiet: bool = False) -> Served:
+    """Build the page and serve it on the configured address; with `prevent_thread_lock`, return at once."""
+    from ui.page import build_ui  # here, not at the top: the page's modules use this one's lan_address
+
+    demo = build_ui(app)
+    # api_open=False: no direct POST skips the queue, so every turn waits its turn in one bounded queue
+    demo.queue(max_size=app.settings.queue_size, default_concurrency_limit=4, api_open=False)
+    server = WebServer(build_web_app(app, demo), app.settings.host, app.settings.port)
+    server.start()
+    served = Served(demo, server)
+    if not quiet:
+        logger.info("Illustrator is running on %s", served.url)
+    if not prevent_thread_lock:
+        try:
+            served.wait()
+        finally:
+            served.close()
+    return served
+
+
+def serve(settings: Settings) -> None:
+    """Wire the app and serve it until interrupted; the models start loading once the page is served."""
+    from illustrator.wiring import wire
+
+    app = wire(settings, start_models=False)
+    # Importing torch and diffusers on the loader thread would hold the GIL while the page is being built.
+    served = launch(app, prevent_thread_lock=True)
+    app.models.start()
+    try:
+        served.wait()
+    finally:
+        served.close()

@@ -256,17 +256,15 @@ def _serve(settings: Settings) -> int:
     from illustrator.access import check_access
 
     check_access(settings)  # before anything loads: no login on the network is refused at once
-    import app
+    from ui.server import lan_address, serve
 
     if settings.host == "0.0.0.0":
-        from illustrator.web import lan_address
-
         address = lan_address()
         if address:
             print(f"Serving on the local network: open http://{address}:{settings.port}/ on another device.")
         else:
             print("Serving on all interfaces, but this machine has no local network address right now.")
-    app.main(settings)
+    serve(settings)
     return 0
 
 

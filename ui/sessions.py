@@ -1,0 +1,200 @@
+"""The session list and the open session's panel: list, search, open, new, rename, delete, share, export."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gradio as gr
+from gradio.events import Dependency
+
+from illustrator.wiring import Illustrator
+from ui.components import Page, Updates
+from ui.errors import writer_errors
+from ui.views import chat_messages, picture_caption, session_samples, share_link
+
+
+def follow_turn(app: Illustrator, page: Page, dependency: Dependency) -> None:
+    """After an event that may change the open session: refresh the session list, then the session's panel."""
+    area = page.sessions
+    dependency.then(
+        _refresh(app, page), [area.search], [area.sessions, page.session_ids], api_visibility="private"
+    ).then(_panel(app, page), [page.session_id], _panel_outputs(page), api_visibility="private")
+
+
+def open_session(app: Illustrator, page: Page, sid: str | None) -> Updates:
+    """The chat, the current picture and its details of a session (all empty without one)."""
+    if not sid:
+        empty: Updates = {page.chat.chat: [], page.picture.current: None, page.picture.details: ""}
+        return empty | {page.session_id: None, page.base_picture: None}
+    with writer_errors():
+        view = app.library.open_session(sid)
+    picture = view.current_picture
+    return {
+        page.chat.chat: chat_messages(view),
+        page.picture.current: str(picture.path) if picture and picture.path.is_file() else None,
+        page.picture.details: picture_caption(picture) if picture else "",
+        page.session_id: view.id,
+        page.base_picture: None,
+    }
+
+
+def wire_sessions(app: Illustrator, page: Page, demo: gr.Blocks) -> None:
+    """The session list's events: load, search, open (a row, or by id), new session; then the panel's."""
+    area = page.sessions
+    refresh = _refresh(app, page)
+    show_panel = _panel(app, page)
+    panel_outputs = _panel_outputs(page)
+
+    def open_row(index: int | None, ids: list[str]) -> Updates:
+        if index is None or not 0 <= index < len(ids):
+            raise gr.Error("That session is no longer listed; search again.")
+        return open_session(app, page, ids[index])
+
+    # Browsing sessions skips the queue: a queue full of turns must never block it.
+    area.sessions.click(
+        open_row, [area.sessions, page.session_ids], page.opened, api_visibility="private", queue=False
+    ).then(show_panel, [page.session_id], panel_outputs, api_visibility="private")
+    # The same, by id, for scripts and links.
+    session_to_open = gr.Textbox(visible=False, label="session id")
+    open_by_id = gr.Button(visible=False)
+    open_by_id.click(
+        lambda sid: open_session(app, page, sid), [session_to_open], page.opened, api_name="open_session", queue=False
+    ).then(show_panel, [page.session_id], panel_outputs, api_visibility="private")
+
+    def start_new_session() -> Updates:
+        return open_session(app, page, None) | {page.chat.message: ""}
+
+    area.new_session.click(start_new_session, None, [*page.opened, page.chat.message], api_name="new_session").then(
+        show_panel, [page.session_id], panel_outputs, api_visibility="private"
+    )
+    demo.load(refresh, [area.search], [area.sessions, page.session_ids], api_name="list_sessions", queue=False)
+    area.search.change(
+        refresh,
+        [area.search],
+        [area.sessions, page.session_ids],
+        api_name="search_sessions",
+        trigger_mode="always_last",
+        queue=False,
+    )
+    _wire_panel(app, page)
+
+
+def _wire_panel(app: Illustrator, page: Page) -> None:
+    """The open session's panel: rename, delete (asked first), share and stop sharing, export."""
+    area = page.sessions
+    refresh = _refresh(app, page)
+    list_outputs = [area.sessions, page.session_ids]
+
+    def rename_session(sid: str | None, new_title: str) -> Updates:
+        with writer_errors():
+            app.library.rename_session(_open(sid), new_title)
+        return {area.title: " ".join(new_title.split())}
+
+    renames = (
+        (area.rename.click, "rename_session", "public"),
+        (area.title.submit, "rename_session_on_enter", "private"),
+    )
+    for trigger, name, visibility in renames:
+        renamed = trigger(
+            rename_session, [page.session_id, area.title], [area.title], api_name=name, api_visibility=visibility
+        )
+        renamed.then(refresh, [area.search], list_outputs, api_visibility="private")
+
+    def ask_delete(sid: str | None) -> Updates:
+        with writer_errors():
+            view = app.library.open_session(_open(sid))
+        count = sum(1 for m in view.messages if m.picture is not None)
+        text = (
+            f"Delete **{view.title}** with its {len(view.messages)} messages and {count} "
+            f"picture{'s' if count != 1 else ''}? This cannot be undone."
+        )
+        return {area.confirm: gr.Group(visible=True), area.confirm_text: text}
+
+    area.delete.click(ask_delete, [page.session_id], [area.confirm, area.confirm_text], api_visibility="private")
+    area.cancel_delete.click(lambda: gr.Group(visible=False), None, [area.confirm], api_visibility="private")
+
+    def delete_session(sid: str | None) -> Updates:
+        with writer_errors():
+            app.library.delete_session(_open(sid))
+        gr.Info("Session deleted.")
+        return open_session(app, page, None)
+
+    deleted = area.confirm_delete.click(delete_session, [page.session_id], page.opened, api_name="delete_session")
+    follow_turn(app, page, deleted)
+    _wire_sharing(app, page)
+
+    def export_zip(sid: str | None) -> Updates:
+        with writer_errors():
+            path = app.library.export(_open(sid))
+        return {area.export_file: gr.File(value=str(path), visible=True)}
+
+    area.export.click(export_zip, [page.session_id], [area.export_file], api_name="export_session")
+
+
+def _wire_sharing(app: Illustrator, page: Page) -> None:
+    area = page.sessions
+
+    def share_session(sid: str | None, request: gr.Request) -> Updates:
+        with writer_errors():
+            token = app.library.share(_open(sid))
+        return {area.link: gr.Textbox(value=share_link(app, token, request), visible=True)}
+
+    def unshare_session(sid: str | None) -> Updates:
+        with writer_errors():
+            app.library.unshare(_open(sid))
+        gr.Info("The link no longer works.")
+        return {area.link: gr.Textbox(value="", visible=False)}
+
+    def shared_buttons(shared: bool) -> Callable[[], Updates]:
+        return lambda: {area.share: gr.Button(visible=not shared), area.unshare: gr.Button(visible=shared)}
+
+    area.share.click(share_session, [page.session_id], [area.link], api_name="share_session").then(
+        shared_buttons(True), None, [area.share, area.unshare], api_visibility="private"
+    )
+    area.unshare.click(unshare_session, [page.session_id], [area.link], api_name="unshare_session").then(
+        shared_buttons(False), None, [area.share, area.unshare], api_visibility="private"
+    )
+
+
+def _open(sid: str | None) -> str:
+    if not sid:
+        raise gr.Error("Open a session first.")
+    return sid
+
+
+def _refresh(app: Illustrator, page: Page) -> Callable[[str | None], Updates]:
+    def refresh(query: str | None = None) -> Updates:
+        rows, ids = session_samples(app, query)
+        return {page.sessions.sessions: gr.Dataset(samples=rows), page.session_ids: ids}
+
+    return refresh
+
+
+def _panel_outputs(page: Page) -> list[Any]:
+    area = page.sessions
+    return [area.panel, area.title, area.link, area.export_file, area.confirm, area.share, area.unshare]
+
+
+def _panel(app: Illustrator, page: Page) -> Callable[[str | None, gr.Request], Updates]:
+    area = page.sessions
+
+    def show(sid: str | None, request: gr.Request) -> Updates:
+        hidden = gr.Group(visible=False)
+        if not sid:
+            no_link = gr.Textbox(value="", visible=False)
+            closed: Updates = {area.panel: gr.Accordion(visible=False), area.title: "", area.link: no_link}
+            return closed | {area.export_file: gr.File(visible=False), area.confirm: hidden}
+        view = app.library.open_session(sid)
+        token = app.library.share_token(sid)
+        return {
+            area.panel: gr.Accordion(visible=True),
+            area.title: view.title,
+            area.link: gr.Textbox(value=share_link(app, token, request) if token else "", visible=token is not None),
+            area.export_file: gr.File(value=None, visible=False),
+            area.confirm: hidden,
+            area.share: gr.Button(visible=token is None),
+            area.unshare: gr.Button(visible=token is not None),
+        }
+
+    return show

@@ -1,0 +1,73 @@
+"""Domain values as the page shows them: the chat message format, captions, session rows and share links."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from illustrator.service import MessageView, PictureView, SessionView
+from illustrator.wiring import Illustrator
+from ui.server import lan_address
+
+
+def picture_caption(picture: PictureView) -> str:
+    """The details shown under a picture."""
+    strength = f" · strength {picture.strength:.2f}" if picture.strength is not None else ""
+    parent = f" · from picture #{picture.parent_id}" if picture.parent_id else ""
+    return (
+        f"**Picture #{picture.id}** · {picture.action}{strength} · seed {picture.seed} · "
+        f"{picture.steps} step{'s' if picture.steps != 1 else ''} · "
+        f"{picture.width}x{picture.height} · {picture.model}{parent}\n\n**Prompt:** {picture.prompt}"
+        + (f"\n\n**Negative:** {picture.negative_prompt}" if picture.negative_prompt else "")
+    )
+
+
+def gallery_details(picture: PictureView) -> str:
+    """The details of a picture chosen in the gallery."""
+    return picture_caption(picture) + f"\n\n*Turn {picture.turn} · drawn {picture.created_at:%b %d, %Y %H:%M} UTC*"
+
+
+def chat_messages(view: SessionView) -> list[dict[str, Any]]:
+    """A session's conversation in the Chatbot's message format."""
+    messages: list[dict[str, Any]] = []
+    for message in view.messages:
+        messages.extend(_chat_message(message))
+    return messages
+
+
+def _chat_message(message: MessageView) -> list[dict[str, Any]]:
+    if message.role == "user":
+        return [{"role": "user", "content": message.content}]
+    picture = message.picture
+    if picture is None:
+        return [{"role": "assistant", "content": message.content}]
+    if not picture.path.is_file():  # deleted or moved by hand while the app runs: say so rather than fail
+        return [{"role": "assistant", "content": f"{message.content}\n\n*(picture #{picture.id} is missing on disk)*"}]
+    refiner = (message.plan or {}).get("source", "")
+    by = " (refined by the built-in rules)" if refiner == "fallback" else ""
+    parent = f", from picture #{picture.parent_id}" if picture.parent_id else ""
+    text = f"{message.content}\n\n*Picture #{picture.id} · {picture.action}{by}{parent}* — **prompt:** {picture.prompt}"
+    return [
+        {"role": "assistant", "content": text},
+        {"role": "assistant", "content": {"path": str(picture.path), "alt_text": picture.prompt}},
+    ]
+
+
+def session_samples(app: Illustrator, query: str | None = None) -> tuple[list[list[Any]], list[str]]:
+    """The session list as Dataset rows (thumbnail, title and date), most recent first, and the ids of its rows."""
+    summaries = app.library.list_sessions(query)
+    rows = [
+        [str(s.thumbnail) if s.thumbnail else None, f"**{s.title}**  \n{s.updated_at:%b %d, %H:%M}"] for s in summaries
+    ]
+    return rows, [s.id for s in summaries]
+
+
+def share_link(app: Illustrator, token: str, request: gr.Request | None) -> str:
+    """The full address of a share link, as someone else would open it."""
+    host = (request.headers.get("host") if request is not None else None) or f"127.0.0.1:{app.settings.port}"
+    name, _, port = host.rpartition(":") if host.count(":") == 1 else (host, "", "")
+    if app.settings.host == "0.0.0.0" and name in ("127.0.0.1", "localhost"):
+        name = lan_address() or name  # the writer opened the app locally; a friend needs the network address
+    scheme = request.headers.get("x-forwarded-proto", "http") if request is not None else "http"
+    return f"{scheme}://{name}{':' + port if port else ''}/share/{token}"
