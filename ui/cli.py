@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from illustrator.errors import IllustratorError, InvalidInput
-from illustrator.settings import AUTO, DECODERS, DEFAULT_IMAGE_MODEL, DEFAULT_REFINER_MODEL, Settings
+from illustrator.settings import (
+    AUTO,
+    DECODERS,
+    DEFAULT_IMAGE_MODEL,
+    DEFAULT_REFINER_MODEL,
+    QUANTIZATIONS,
+    Settings,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +68,12 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         default=env.get("ILLUSTRATOR_DECODER", AUTO),
         help="what decodes the final pictures: 'fast' (TAESD, about 10x faster on a CPU, a little softer), "
         "'full' (the model's VAE) or 'auto' (fast on the CPU, full on a GPU)",
+    )
+    parser.add_argument(
+        "--quantize",
+        choices=QUANTIZATIONS,
+        default=env.get("ILLUSTRATOR_QUANTIZE", "none"),
+        help="int8 for the UNet's linear layers with torchao (opt-in; see docs/PERFORMANCE.md)",
     )
 
 
@@ -182,6 +195,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         dtype=args.dtype,
         fast_decoder=args.fast_decoder,
         decoder=args.decoder,
+        quantize=getattr(args, "quantize", "none"),
         steps=int(steps) if steps else None,
         width=size[0] if size else getattr(args, "width", None),
         height=size[1] if size else getattr(args, "height", None),
