@@ -15,7 +15,7 @@ from illustrator.errors import GenerationFailed
 from illustrator.generator import GenerationParams, Generator
 from illustrator.refiner import FallbackRefiner
 from illustrator.service import TurnOptions
-from tests.illustrator.test_service import make_service
+from tests.illustrator.test_service import library_for, make_service
 
 pytestmark = pytest.mark.ray
 
@@ -81,7 +81,7 @@ def test_a_replica_dying_mid_draw_fails_that_turn_plainly_and_the_next_turn_work
     with pytest.raises(GenerationFailed) as failure:
         service.send(first.session_id, "a ship in a storm, at night", TurnOptions(steps=50), progress=kill_the_replica)
     assert killed and str(failure.value) == WORKER_STOPPED
-    view = service.open_session(first.session_id)
+    view = library_for(service, data_dir).open_session(first.session_id)
     assert view.messages[-1].content == "a ship in a storm, at night"  # the writer's message is kept
     assert len(list(files.root.rglob("*.png"))) == 1
 
