@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from illustrator.credits import artists_in, credit_line
-from illustrator.errors import GenerationFailed, InvalidInput, NotFound, StorageError
+from illustrator.errors import InvalidInput, NotFound, StorageError
 from illustrator.images import PictureSource, load_picture
 from illustrator.inputs import check_message, check_options
-from illustrator.latents import LatentCache
 from illustrator.plan import Action, ChatMessage, Plan, RefinerState
 from illustrator.refining.history import set_lock, sheet_context
 from illustrator.settings import Settings
@@ -27,10 +26,9 @@ from storage.repository import SessionRepository, title_from_message
 from storage.tables import Message, Picture
 
 if TYPE_CHECKING:
-    import torch
     from PIL import Image
 
-    from illustrator.generator import GeneratedPicture, GenerationParams, Generator
+    from illustrator.generator import GeneratedPicture
     from illustrator.models import ModelManager
 
 logger = logging.getLogger(__name__)
@@ -146,7 +144,6 @@ class TurnService:
         self._models = models
         self._cancel_events: dict[str, threading.Event] = {}
         self._cancel_lock = threading.Lock()
-        self._latents = LatentCache()  # an edit of a picture drawn here starts from its latents: no VAE encode
         self._warming: threading.Thread | None = None  # the refiner preparing the next turn
 
     # Turns ---------------------------------------------------------------------------------------
@@ -207,8 +204,6 @@ class TurnService:
         # 5. save the picture file, then the rows that point at it
         report(0.95, "Saving…")
         result = self._save_turn(session_id, plan, drawn, base)
-        if drawn.latents is not None:
-            self._latents.put(result.picture.file_name, drawn.latents, model_name=drawn.model_name)
 
         # 6. while the writer reads and types, the refiner prefills the conversation so far for the next turn
         self._prepare_next_turn([*conversation, ChatMessage("assistant", result.reply.content)], result.picture)
@@ -306,10 +301,10 @@ class TurnService:
         preview: Preview | None,
         cancel: threading.Event,
     ) -> GeneratedPicture:
-        from illustrator.generator import OUT_OF_MEMORY, GenerationParams, is_out_of_memory, release_memory
+        from illustrator.generator import GenerationParams
 
-        generator = self._models.generator()
-        defaults = generator.defaults
+        backend = self._models.backend()  # local or remote: the service never sees a pipeline
+        defaults = backend.defaults
         editing = plan.action is Action.EDIT
         seed = options.seed
         if seed is None:
@@ -330,36 +325,23 @@ class TurnService:
         def on_step(done: int, total: int) -> None:
             report(0.15 + 0.8 * done / max(total, 1), f"Drawing… step {done} of {total}")
 
-        try:
-            if editing:
-                image = start if start is not None else self._start_of(base, generator, params)
-                return generator.image_to_image(image, params, progress=on_step, cancel=cancel, preview=preview)
-            return generator.text_to_image(params, progress=on_step, cancel=cancel, preview=preview)
-        except (MemoryError, RuntimeError) as e:  # whichever generator it is, running out of memory reads the same
-            if not is_out_of_memory(e):
-                raise
-            logger.error("Out of memory while drawing: %s", e)
-            release_memory()
-            raise GenerationFailed(OUT_OF_MEMORY) from e
+        if editing:
+            image = start if start is not None else self._start_of(base)
+            return backend.image_to_image(image, params, progress=on_step, preview=preview, cancel=cancel)
+        return backend.text_to_image(params, progress=on_step, preview=preview, cancel=cancel)
 
-    def _start_of(
-        self, base: PictureView | None, generator: Generator, params: GenerationParams
-    ) -> Image.Image | torch.Tensor:
-        """What an edit starts from: the kept latents of the picture when they fit, else its PNG (encoded again)."""
+    def _start_of(self, base: PictureView | None) -> Image.Image:
+        """What an edit starts from: the picture as stored (the backend finds the latents it kept for it)."""
         if base is None:
             raise InvalidInput("There is no picture to edit yet.")
         try:
-            # read even when its latents are kept (a few ms): the writer edits the picture they see, which must exist
-            picture = self._files.open_image(base.file_name)
+            return self._files.open_image(base.file_name)
         except (NotFound, StorageError) as e:
             logger.error("Picture #%d (%s) cannot be read: %s", base.id, base.file_name, e)
             raise StorageError(
                 f"Picture #{base.id}, the one to edit, is damaged or missing on disk; "
                 "choose “New picture” under the controls to go on."
             ) from e
-        shape = generator.latent_shape(params.width, params.height)
-        latents = self._latents.get(base.file_name, model_name=generator.model_name, shape=shape)
-        return latents if latents is not None else picture
 
     def _save_turn(self, session_id: str, plan: Plan, drawn: GeneratedPicture, base: PictureView | None) -> TurnResult:
         params = drawn.params

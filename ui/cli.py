@@ -151,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="how many turns may wait to be drawn before writers are told the app is busy (default: 32)",
     )
 
+    _add_backend_options(serve)
+
     refine = commands.add_parser("refine", help="read a conversation (JSON list of {role, content}) on stdin")
     _add_model_options(refine)
     refine.add_argument("--last-prompt", default=None, help="the prompt of the picture the next turn would edit")
@@ -223,7 +225,41 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         queue_size=getattr(args, "queue_size", 32),
         logins=collect_logins(getattr(args, "auth", []), getattr(args, "password_file", None)),
         no_login=getattr(args, "no_login", False),
+        **_backend_settings(args),
     )
+
+
+def _add_backend_options(parser: argparse.ArgumentParser) -> None:
+    env = os.environ
+    parser.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default=env.get("ILLUSTRATOR_BACKEND", "local"),
+        help="where pictures are drawn: in this process (local, the default) or on a Ray Serve cluster (ray)",
+    )
+    parser.add_argument(
+        "--ray-address",
+        default=env.get("ILLUSTRATOR_RAY_ADDRESS", "auto"),
+        help="the Ray cluster: auto (the one this machine belongs to), ray://HOST:PORT, or local (start one here)",
+    )
+    parser.add_argument("--ray-replicas", type=_positive_int, default=env.get("ILLUSTRATOR_RAY_REPLICAS", "1"))
+    parser.add_argument(
+        "--ray-gpus", type=float, default=env.get("ILLUSTRATOR_RAY_GPUS", "0"), help="GPUs per replica (0: CPU)"
+    )
+
+
+def _backend_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The drawing backend's settings (serve only; the other commands draw in this process)."""
+    if not hasattr(args, "backend"):
+        return {}
+    if args.backend not in ("local", "ray"):  # from the environment: argparse does not check defaults
+        raise InvalidInput(f"The backend must be local or ray, not {args.backend!r}.")
+    return {
+        "backend": args.backend,
+        "ray_address": args.ray_address,
+        "ray_replicas": int(args.ray_replicas),
+        "ray_gpus_per_replica": float(args.ray_gpus),
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
