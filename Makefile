@@ -14,6 +14,11 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+# What the tests need on top (Playwright, PostgreSQL's driver, Ray, torchao, pypdf, linters): not for `make run`.
+$(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@
 
@@ -38,16 +43,16 @@ postgres:
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; \
 		else sudo apt-get update -qq && sudo apt-get install -y -qq postgresql >/dev/null; fi; }
 
-test: $(VENV)/.installed browser fonts postgres
+test: $(VENV)/.installed-test browser fonts postgres
 	$(BIN)/pytest -q $(ARGS)
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.installed-test
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
-typecheck: $(VENV)/.installed
+typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy --strict illustrator storage ui
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed-test
 	$(BIN)/python -m benchmarks.run $(ARGS)
 
 clean:
