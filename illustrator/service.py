@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from illustrator.credits import artists_in, credit_line
-from illustrator.errors import GenerationFailed, InvalidInput, NotFound, StorageError
+from illustrator.errors import InvalidInput, NotFound, StorageError
 from illustrator.images import PictureSource, load_picture
 from illustrator.inputs import check_message, check_options
-from illustrator.latents import LatentCache
 from illustrator.plan import Action, ChatMessage, Plan, RefinerState
+from illustrator.refining.history import set_lock, sheet_context
 from illustrator.settings import Settings
 from illustrator.writers import LOCAL_WRITER, Writer
 from storage.db import Database
@@ -27,10 +27,9 @@ from storage.repository import SessionRepository, title_from_message
 from storage.tables import Message, Picture
 
 if TYPE_CHECKING:
-    import torch
     from PIL import Image
 
-    from illustrator.generator import GeneratedPicture, GenerationParams, Generator
+    from illustrator.generator import GeneratedPicture
     from illustrator.models import ModelManager
 
 logger = logging.getLogger(__name__)
@@ -82,6 +81,7 @@ class PictureView:
     parent_id: int | None
     created_at: datetime
     artists: tuple[str, ...] = ()  # the artists its style is credited to; none: a general model output
+    sheet: dict[str, Any] | None = None  # the story sheet it was drawn from (None: drawn before sheets existed)
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,6 @@ class TurnService:
         self._models = models
         self._cancel_events: dict[str, tuple[Writer, threading.Event]] = {}  # by session id, with its writer
         self._cancel_lock = threading.Lock()
-        self._latents = LatentCache()  # an edit of a picture drawn here starts from its latents: no VAE encode
         self._warming: threading.Thread | None = None  # the refiner preparing the next turn
 
     # Turns ---------------------------------------------------------------------------------------
@@ -192,13 +191,9 @@ class TurnService:
             conversation = [ChatMessage(m.role, m.content) for m in repo.list_messages(chat.id)]  # type: ignore[arg-type]
             base = self._base_picture(repo, chat.id, options.base_picture_id)
 
-        # 3. refine the conversation into a plan
+        # 3. refine the conversation into a plan: a change to the story sheet of the picture it starts from
         report(0.05, "Refining the prompt…")
-        state = RefinerState(
-            last_prompt=base.prompt if base else None,
-            last_negative_prompt=base.negative_prompt if base else None,
-            has_picture=base is not None or start is not None,
-        )
+        state, conversation = self._sheet_state(session_id, base, start is not None, conversation)
         plan = self._apply_overrides(self._models.refiner().refine(conversation, state), options, state)
 
         # 4. draw
@@ -215,8 +210,6 @@ class TurnService:
         # 5. save the picture file, then the rows that point at it
         report(0.95, "Saving…")
         result = self._save_turn(session_id, plan, drawn, base)
-        if drawn.latents is not None:
-            self._latents.put(result.picture.file_name, drawn.latents, model_name=drawn.model_name)
 
         # 6. while the writer reads and types, the refiner prefills the conversation so far for the next turn
         self._prepare_next_turn([*conversation, ChatMessage("assistant", result.reply.content)], result.picture)
@@ -269,6 +262,29 @@ class TurnService:
             raise NotFound("That picture does not belong to this session.")
         return self._picture_view(picture)
 
+    def _sheet_state(
+        self, session_id: str, base: PictureView | None, has_start: bool, conversation: list[ChatMessage]
+    ) -> tuple[RefinerState, list[ChatMessage]]:
+        """The refiner's state with the base picture's sheet and the sheets before it; brings a character asked for."""
+        with self._db.session() as db:
+            context = sheet_context(SessionRepository(db), session_id, base.id if base else None, conversation)
+        state = RefinerState(
+            last_prompt=base.prompt if base else None,
+            last_negative_prompt=base.negative_prompt if base else None,
+            has_picture=base is not None or has_start,
+            sheet=context.sheet,
+            earlier=context.earlier,
+        )
+        return state, context.conversation
+
+    def set_lock(
+        self, picture_id: int, subject: str, attribute: str, locked: bool, *, writer: Writer = LOCAL_WRITER
+    ) -> dict[str, Any]:
+        """Lock or unlock one attribute on the story sheet of a picture of the writer's; returns the new sheet."""
+        with self._db.transaction() as db:
+            SessionRepository(db).get_picture(picture_id, writer.owner)  # another writer's picture: NotFound
+            return set_lock(SessionRepository(db), picture_id, subject, attribute, locked)
+
     def _apply_overrides(self, plan: Plan, options: TurnOptions, state: RefinerState) -> Plan:
         action = options.action or plan.action
         if action is not Action.NEW and not state.has_picture:
@@ -294,10 +310,10 @@ class TurnService:
         preview: Preview | None,
         cancel: threading.Event,
     ) -> GeneratedPicture:
-        from illustrator.generator import OUT_OF_MEMORY, GenerationParams, is_out_of_memory, release_memory
+        from illustrator.generator import GenerationParams
 
-        generator = self._models.generator()
-        defaults = generator.defaults
+        backend = self._models.backend()  # local or remote: the service never sees a pipeline
+        defaults = backend.defaults
         editing = plan.action is Action.EDIT
         seed = options.seed
         if seed is None:
@@ -318,36 +334,23 @@ class TurnService:
         def on_step(done: int, total: int) -> None:
             report(0.15 + 0.8 * done / max(total, 1), f"Drawing… step {done} of {total}")
 
-        try:
-            if editing:
-                image = start if start is not None else self._start_of(base, generator, params)
-                return generator.image_to_image(image, params, progress=on_step, cancel=cancel, preview=preview)
-            return generator.text_to_image(params, progress=on_step, cancel=cancel, preview=preview)
-        except (MemoryError, RuntimeError) as e:  # whichever generator it is, running out of memory reads the same
-            if not is_out_of_memory(e):
-                raise
-            logger.error("Out of memory while drawing: %s", e)
-            release_memory()
-            raise GenerationFailed(OUT_OF_MEMORY) from e
+        if editing:
+            image = start if start is not None else self._start_of(base)
+            return backend.image_to_image(image, params, progress=on_step, preview=preview, cancel=cancel)
+        return backend.text_to_image(params, progress=on_step, preview=preview, cancel=cancel)
 
-    def _start_of(
-        self, base: PictureView | None, generator: Generator, params: GenerationParams
-    ) -> Image.Image | torch.Tensor:
-        """What an edit starts from: the kept latents of the picture when they fit, else its PNG (encoded again)."""
+    def _start_of(self, base: PictureView | None) -> Image.Image:
+        """What an edit starts from: the picture as stored (the backend finds the latents it kept for it)."""
         if base is None:
             raise InvalidInput("There is no picture to edit yet.")
         try:
-            # read even when its latents are kept (a few ms): the writer edits the picture they see, which must exist
-            picture = self._files.open_image(base.file_name)
+            return self._files.open_image(base.file_name)
         except (NotFound, StorageError) as e:
             logger.error("Picture #%d (%s) cannot be read: %s", base.id, base.file_name, e)
             raise StorageError(
                 f"Picture #{base.id}, the one to edit, is damaged or missing on disk; "
                 "choose “New picture” under the controls to go on."
             ) from e
-        shape = generator.latent_shape(params.width, params.height)
-        latents = self._latents.get(base.file_name, model_name=generator.model_name, shape=shape)
-        return latents if latents is not None else picture
 
     def _save_turn(self, session_id: str, plan: Plan, drawn: GeneratedPicture, base: PictureView | None) -> TurnResult:
         params = drawn.params
@@ -380,6 +383,7 @@ class TurnService:
                     prompt=params.prompt,
                     negative_prompt=params.negative_prompt,
                     parent_id=parent_id,
+                    sheet_json=json.dumps(plan.sheet) if plan.sheet is not None else None,
                 )
                 picture.artists = artists or None
                 reply_text = f"{plan.reply} ({credit_line(artists)}.)" if artists else plan.reply
@@ -427,4 +431,5 @@ def picture_view(picture: Picture, pictures_root: Path) -> PictureView:
         parent_id=picture.parent_id,
         created_at=picture.created_at,
         artists=tuple(picture.artists or ()),
+        sheet=json.loads(picture.sheet_json) if picture.sheet_json else None,
     )

@@ -136,9 +136,15 @@ def _v6_story_mode(conn: Connection) -> None:
     md.tables["stories"].create(conn)
 
 
+def _v3_picture_sheets(conn: Connection) -> None:
+    """Add the story sheet each picture was drawn from (JSON text; NULL for pictures drawn before sheets)."""
+    conn.exec_driver_sql("ALTER TABLE pictures ADD COLUMN sheet_json TEXT")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _v1_initial_schema),
     Migration(2, "share tokens for sessions", _v2_share_tokens),
+    Migration(3, "story sheet of each picture", _v3_picture_sheets),
     Migration(4, "an owner for every session", _v4_session_owners),
     Migration(6, "artists credited on pictures; stories and their beats", _v6_story_mode),
 )

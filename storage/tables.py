@@ -132,6 +132,7 @@ class Picture(Base):
     parent_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("pictures.id", ondelete="SET NULL"), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     artists: Mapped[list[str] | None] = mapped_column(JSON, default=None)  # credited apart from the prompt; None: none
+    sheet_json: Mapped[str | None] = mapped_column(Text, default=None)  # the story sheet it was drawn from
 
     session: Mapped[ChatSession] = relationship(back_populates="pictures")
 

@@ -6,7 +6,7 @@ import gradio as gr
 
 from illustrator.models import LoadState
 from illustrator.wiring import Illustrator
-from ui import chat, gallery, sessions, story
+from ui import chat, gallery, sessions, sheet, story
 from ui.components import (
     ACTIONS,
     SIZES,
@@ -39,7 +39,7 @@ def build_ui(app: Illustrator) -> gr.Blocks:
                         chat_area = _chat_column(app)
                     with gr.Column(scale=2):
                         picture_area = _picture_column()
-                        # Later areas beside the current picture go here (the story sheet panel).
+                        sheet_area = sheet.sheet_panel()
             with gr.Tab("Gallery", id="gallery-tab", elem_id="gallery-tab") as gallery_tab:
                 gallery_area = _gallery_tab(gallery_tab)
             with gr.Tab("Story", id="story-tab", elem_id="story-tab"):
@@ -49,6 +49,7 @@ def build_ui(app: Illustrator) -> gr.Blocks:
         sessions.wire_sessions(app, page, demo)
         gallery.wire_gallery(app, page)
         story.wire_story(app, page, story_area)
+        sheet.wire_sheet(app, page, sheet_area)
 
         def refresh_status() -> dict[gr.Markdown | gr.Timer, object]:
             ready = app.models.status().state is not LoadState.LOADING
