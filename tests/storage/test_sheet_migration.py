@@ -48,7 +48,8 @@ def _make_v2_database(url: str) -> None:
 
 
 def test_a_v2_database_upgrades_to_picture_sheets_and_keeps_its_data(db_url: str) -> None:
-    Path(db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True)
+    if db_url.startswith("sqlite:///"):
+        Path(db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     _make_v2_database(db_url)
 
     db = create_db(db_url)
