@@ -16,6 +16,7 @@ from illustrator.errors import GenerationFailed, InvalidInput, NotFound, Storage
 from illustrator.images import PictureSource, load_picture
 from illustrator.inputs import check_message, check_options
 from illustrator.latents import LatentCache
+from illustrator.overrides import honest_reply
 from illustrator.plan import Action, ChatMessage, Plan, RefinerState
 from illustrator.settings import Settings
 from storage.db import Database
@@ -248,7 +249,8 @@ class TurnService:
         if action is Action.VARIATION and state.last_prompt and not options.prompt:
             prompt = state.last_prompt
         negative = options.negative_prompt if options.negative_prompt is not None else plan.negative_prompt
-        return replace(plan, action=action, strength=strength, prompt=prompt, negative_prompt=negative)
+        reply = honest_reply(plan, action, own_prompt=bool((options.prompt or "").strip()))
+        return replace(plan, action=action, strength=strength, prompt=prompt, negative_prompt=negative, reply=reply)
 
     def _draw(
         self,

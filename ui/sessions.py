@@ -25,7 +25,12 @@ def follow_turn(app: Illustrator, page: Page, dependency: Dependency) -> None:
 def open_session(app: Illustrator, page: Page, sid: str | None) -> Updates:
     """The chat, the current picture and its details of a session (all empty without one)."""
     if not sid:
-        empty: Updates = {page.chat.chat: [], page.picture.current: None, page.picture.details: ""}
+        empty: Updates = {
+            page.chat.chat: [],
+            page.picture.current: None,
+            page.picture.details: "",
+            page.picture.refined: "",
+        }
         return empty | {page.session_id: None, page.base_picture: None}
     with writer_errors():
         view = app.library.open_session(sid)
@@ -34,6 +39,7 @@ def open_session(app: Illustrator, page: Page, sid: str | None) -> Updates:
         page.chat.chat: chat_messages(view),
         page.picture.current: str(picture.path) if picture and picture.path.is_file() else None,
         page.picture.details: picture_caption(picture) if picture else "",
+        page.picture.refined: picture.prompt if picture else "",
         page.session_id: view.id,
         page.base_picture: None,
     }
