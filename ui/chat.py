@@ -8,6 +8,7 @@ from typing import Any
 import gradio as gr
 
 from illustrator.errors import IllustratorError
+from illustrator.images import load_picture
 from illustrator.library import read_imported_picture
 from illustrator.wiring import Illustrator
 from ui.components import Page, Updates
@@ -60,6 +61,7 @@ def wire_chat(app: Illustrator, page: Page) -> None:
     area.message.submit(None, None, None, js="() => document.querySelector('#send-button')?.click()")
     _wire_stop(app, page)
     _wire_import(page)
+    _wire_start_check(app, page)
 
 
 def _wire_stop(app: Illustrator, page: Page) -> None:
@@ -78,12 +80,12 @@ def _wire_import(page: Page) -> None:
         path = file if isinstance(file, str) else getattr(file, "name", None)
         if not path:
             gr.Warning("Choose a PNG file to import.")
-            return {}
+            return {picture.start: gr.skip()}
         try:
             found = read_imported_picture(path)
         except IllustratorError as e:  # a message, not an error over the controls
             gr.Warning(str(e))
-            return {}
+            return {picture.start: gr.skip()}
         made = "made by Illustrator" if found.made_here else "from another tool"
         gr.Info(f"Restored the prompt and settings of this picture ({made}); it is the starting picture.")
         return {
@@ -97,3 +99,23 @@ def _wire_import(page: Page) -> None:
 
     outputs = [picture.prompt, picture.negative, picture.seed, picture.steps, picture.size, picture.start]
     picture.import_picture.upload(import_file, [picture.import_picture], outputs, api_name="import_picture")
+
+
+def _wire_start_check(app: Illustrator, page: Page) -> None:
+    """An uploaded starting picture is read at once: one that cannot be used is a toast and is taken out again."""
+    start = page.picture.start
+
+    def check_start(payload: Any) -> Updates:
+        path = payload.get("path") if isinstance(payload, dict) else getattr(payload, "path", None)  # raw: ImageData
+        if not path:
+            return {start: gr.skip()}
+        settings = app.settings
+        try:  # raw, not Gradio's preprocess: a file it cannot open must become a message, not an error over outputs
+            load_picture(path, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_upload_pixels)
+        except IllustratorError as e:
+            gr.Warning(str(e))
+            return {start: None}
+        return {start: gr.skip()}
+
+    # On the queue (not the GPU one): a toast travels on the queue's stream.
+    start.upload(check_start, [start], [start], preprocess=False, api_visibility="private")

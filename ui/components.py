@@ -45,6 +45,7 @@ class SessionsArea:
     confirm_text: gr.Markdown
     confirm_delete: gr.Button
     cancel_delete: gr.Button
+    address: gr.Textbox  # the open session's id, written into the page's address (?session=ID)
 
 
 @dataclass

@@ -101,6 +101,7 @@ def _sessions_column() -> SessionsArea:
             with gr.Row():
                 confirm_delete = gr.Button("Delete", size="sm", variant="stop", elem_id="confirm-delete")
                 cancel_delete = gr.Button("Keep it", size="sm", elem_id="cancel-delete")
+    address = gr.Textbox(visible=False, elem_id="session-address")
     return SessionsArea(
         new_session,
         search,
@@ -118,6 +119,7 @@ def _sessions_column() -> SessionsArea:
         confirm_text,
         confirm_delete,
         cancel_delete,
+        address,
     )
 
 

@@ -17,9 +17,24 @@ from ui.views import chat_messages, picture_caption, session_samples, share_link
 def follow_turn(app: Illustrator, page: Page, dependency: Dependency) -> None:
     """After an event that may change the open session: refresh the session list, then the session's panel."""
     area = page.sessions
-    dependency.then(
+    shown = dependency.then(
         _refresh(app, page), [area.search], [area.sessions, page.session_ids], api_visibility="private"
     ).then(_panel(app, page), [page.session_id], _panel_outputs(page), api_visibility="private")
+    _show_address(page, shown)
+
+
+# Each session has its own address: a reload or a bookmark reopens it.
+ADDRESS_JS = """(sid) => {
+  const url = new URL(window.location.href);
+  if (sid) { url.searchParams.set("session", sid); } else { url.searchParams.delete("session"); }
+  window.history.replaceState(null, "", url);
+}"""
+
+
+def _show_address(page: Page, dependency: Dependency) -> None:
+    dependency.then(
+        lambda sid: sid or "", [page.session_id], [page.sessions.address], api_visibility="private", queue=False
+    )
 
 
 def open_session(app: Illustrator, page: Page, sid: str | None) -> Updates:
@@ -58,9 +73,10 @@ def wire_sessions(app: Illustrator, page: Page, demo: gr.Blocks) -> None:
         return open_session(app, page, ids[index])
 
     # Browsing sessions skips the queue: a queue full of turns must never block it.
-    area.sessions.click(
+    opened = area.sessions.click(
         open_row, [area.sessions, page.session_ids], page.opened, api_visibility="private", queue=False
     ).then(show_panel, [page.session_id], panel_outputs, api_visibility="private")
+    _show_address(page, opened)
     # The same, by id, for scripts and links.
     session_to_open = gr.Textbox(visible=False, label="session id")
     open_by_id = gr.Button(visible=False)
@@ -71,9 +87,24 @@ def wire_sessions(app: Illustrator, page: Page, demo: gr.Blocks) -> None:
     def start_new_session() -> Updates:
         return open_session(app, page, None) | {page.chat.message: ""}
 
-    area.new_session.click(start_new_session, None, [*page.opened, page.chat.message], api_name="new_session").then(
-        show_panel, [page.session_id], panel_outputs, api_visibility="private"
-    )
+    started = area.new_session.click(
+        start_new_session, None, [*page.opened, page.chat.message], api_name="new_session"
+    ).then(show_panel, [page.session_id], panel_outputs, api_visibility="private")
+    _show_address(page, started)
+    area.address.change(None, [area.address], None, js=ADDRESS_JS)
+
+    def open_from_address(request: gr.Request) -> Updates:
+        sid = request.query_params.get("session") if request is not None else None
+        if not sid:
+            return {page.session_id: gr.skip()}
+        try:
+            return open_session(app, page, sid)
+        except gr.Error:
+            gr.Warning("The session in this address no longer exists.")
+            return {page.session_id: gr.skip()}
+
+    reopened = demo.load(open_from_address, None, page.opened, api_visibility="private")  # queued: its toast
+    reopened.then(show_panel, [page.session_id], panel_outputs, api_visibility="private")
     demo.load(refresh, [area.search], [area.sessions, page.session_ids], api_name="list_sessions", queue=False)
     area.search.change(
         refresh,

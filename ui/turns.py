@@ -122,6 +122,7 @@ class Turn:
             )
         if shown is None:
             gr.Warning("There is no picture to redraw yet.")
+            yield {self.page.chat.send: gr.skip()}
             return
         action = shown.action if shown.parent_id else "new"  # an edit without its parent here cannot be redone
         size = f"{shown.width}x{shown.height}"

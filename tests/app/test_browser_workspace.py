@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -10,13 +11,15 @@ from PIL import Image
 from tests.app.conftest import ServeFn
 from tests.app.test_browser import browser  # noqa: F401 - the fixture
 
+Browser = Any
+
 pytestmark = pytest.mark.browser
 
 LONG = 60_000
 
 
-def _open(browser, serve: ServeFn):  # noqa: ANN001, ANN202 - Playwright's objects
-    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+def _open(chromium: Browser, serve: ServeFn) -> Any:
+    page = chromium.new_page(viewport={"width": 1400, "height": 1100})
     page.goto(serve())
     page.locator("#chat-input textarea").wait_for()
     return page
@@ -103,14 +106,12 @@ def test_errors_are_messages_and_stop_leaves_the_workspace(serve: ServeFn, brows
     not_a_picture = tmp_path / "notes.png"
     not_a_picture.write_text("these are my notes, not a picture")
     page.locator("#start-picture input[type=file]").set_input_files(str(not_a_picture))
-    _send(page, "make the sky stormy")
     _toast(page, "is not a picture that can be read")
-    _wait_idle(page)
     page.screenshot(path=str(tmp_path / "refused.png"), full_page=True)
     _no_error_pills(page)
+    assert page.locator("#start-picture img").count() == 0  # taken out again
     assert page.locator("#picture-details").inner_text() == before
     assert page.locator("#chat-input textarea").is_editable()
-    page.locator("#start-picture button[aria-label='Clear']").first.click()
 
     # A long turn, stopped while drawing: "Stopped." and the picture from before.
     page.locator("#seed input").fill("5")
@@ -149,3 +150,30 @@ def test_a_message_typed_while_drawing_waits_and_is_sent_next(
     _wait_idle(page)
     assert box.input_value() == ""
     assert "a small chapel" in page.locator("#chat").inner_text()
+
+
+def test_each_session_has_its_own_address(serve: ServeFn, browser, tmp_path: Path) -> None:  # noqa: F811
+    page = _open(browser, serve)
+    _send(page, "a mermaid sitting near a waterfall under a starlit sky")
+    _wait_for_pictures(page, 1)
+    page.wait_for_function("new URL(location.href).searchParams.get('session')", timeout=30_000)
+    mermaid = page.url
+    page.locator("#new-session").click()
+    page.wait_for_function("!new URL(location.href).searchParams.get('session')", timeout=30_000)
+    _send(page, "a lighthouse on a cliff at dusk")
+    _wait_for_pictures(page, 1)
+    page.wait_for_function(f"location.href !== {mermaid!r} && location.search.includes('session=')", timeout=30_000)
+
+    page.reload()  # a reload reopens the session in the address
+    page.wait_for_function("document.querySelector('#chat')?.innerText.includes('lighthouse')", timeout=30_000)
+    bookmark = browser.new_page(viewport={"width": 1400, "height": 1000})
+    bookmark.goto(mermaid)  # and so does a bookmark
+    bookmark.wait_for_function("document.querySelectorAll('#chat img').length == 1", timeout=30_000)
+    assert "mermaid" in bookmark.locator("#chat").inner_text()
+    assert "mermaid" in bookmark.locator("#picture-details").inner_text()
+    # The chat's icons that do nothing useful here are gone.
+    assert bookmark.locator("#chat button[aria-label='Clear']").is_hidden()
+    assert bookmark.locator("#chat button[aria-label='Share']").count() == 0 or (
+        bookmark.locator("#chat button[aria-label='Share']").first.is_hidden()
+    )
+    bookmark.screenshot(path=str(tmp_path / "bookmark.png"), full_page=True)
