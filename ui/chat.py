@@ -46,6 +46,7 @@ def wire_chat(app: Illustrator, page: Page) -> None:
         api_visibility="private",
         concurrency_limit=1,
         concurrency_id="gpu",
+        show_progress_on=[picture.current],  # the message box and the controls stay usable while drawing
     )
     follow_turn(app, page, sent)
     redrawn = picture.redraw.click(
@@ -55,6 +56,7 @@ def wire_chat(app: Illustrator, page: Page) -> None:
         api_visibility="private",
         concurrency_limit=1,
         concurrency_id="gpu",
+        show_progress_on=[picture.current],  # the message box and the controls stay usable while drawing
     )
     follow_turn(app, page, redrawn)
     # Enter presses Send, so a message typed while drawing stays in the box (Send is off) instead of being lost.

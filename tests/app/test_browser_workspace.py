@@ -15,7 +15,7 @@ Browser = Any
 
 pytestmark = pytest.mark.browser
 
-LONG = 60_000
+LONG = 120_000
 
 
 def _open(chromium: Browser, serve: ServeFn) -> Any:
@@ -119,6 +119,7 @@ def test_errors_are_messages_and_stop_leaves_the_workspace(serve: ServeFn, brows
     _send(page, "now a cathedral, every stone of it")
     page.wait_for_function("document.querySelector('#send-button')?.disabled", timeout=LONG)
     page.locator("#stop-button").click()
+    page.screenshot(path=str(tmp_path / "stopping.png"), full_page=True)
     page.wait_for_function("document.querySelector('#chat')?.innerText.includes('Stopped.')", timeout=LONG)
     _wait_idle(page)
     page.screenshot(path=str(tmp_path / "stopped.png"), full_page=True)
@@ -134,7 +135,7 @@ def test_a_message_typed_while_drawing_waits_and_is_sent_next(
 ) -> None:
     page = _open(browser, serve)
     _controls(page)
-    page.get_by_role("spinbutton", name="Steps (0 = the model's default)").fill("40")
+    page.get_by_role("spinbutton", name="Steps (0 = the model's default)").fill("30")
     _send(page, "a cathedral, every stone of it")
     page.wait_for_function("document.querySelector('#send-button')?.disabled", timeout=LONG)
     assert "Send comes back when this picture is done" in page.locator("#send-waiting").inner_text()
