@@ -117,8 +117,8 @@ def test_errors_are_messages_and_stop_leaves_the_workspace(serve: ServeFn, brows
     page.locator("#seed input").fill("5")
     page.get_by_role("spinbutton", name="Steps (0 = the model's default)").fill("50")
     _send(page, "now a cathedral, every stone of it")
-    page.wait_for_function("document.querySelector('#send-button')?.disabled", timeout=LONG)
-    page.locator("#stop-button").click()
+    page.wait_for_function("document.querySelector('#current-picture')?.innerText.includes('step')", timeout=LONG)
+    page.locator("#stop-button").click()  # once drawing: a turn still being refined cannot be stopped
     page.screenshot(path=str(tmp_path / "stopping.png"), full_page=True)
     page.wait_for_function("document.querySelector('#chat')?.innerText.includes('Stopped.')", timeout=LONG)
     _wait_idle(page)
@@ -135,7 +135,7 @@ def test_a_message_typed_while_drawing_waits_and_is_sent_next(
 ) -> None:
     page = _open(browser, serve)
     _controls(page)
-    page.get_by_role("spinbutton", name="Steps (0 = the model's default)").fill("30")
+    page.get_by_role("spinbutton", name="Steps (0 = the model's default)").fill("6")
     _send(page, "a cathedral, every stone of it")
     page.wait_for_function("document.querySelector('#send-button')?.disabled", timeout=LONG)
     assert "Send comes back when this picture is done" in page.locator("#send-waiting").inner_text()
