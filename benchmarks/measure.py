@@ -34,14 +34,28 @@ class Timing:
         return {"median_s": round(self.median, 4), "runs_s": [round(run, 4) for run in self.runs]}
 
 
-def timed(fn: Callable[[], Any], *, repeats: int = 3, warmup: int = 1, sync: bool = False) -> Timing:
-    """Run `fn` `warmup` times unmeasured, then `repeats` times measured; `sync` waits for CUDA work to finish."""
+def timed(
+    fn: Callable[[], Any],
+    *,
+    repeats: int = 3,
+    warmup: int = 1,
+    sync: bool = False,
+    setup: Callable[[], Any] | None = None,
+) -> Timing:
+    """Run `fn` `warmup` times unmeasured, then `repeats` times measured; `sync` waits for CUDA work to finish.
+
+    `setup`, when given, runs unmeasured before every run.
+    """
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, not {repeats!r}.")
     for _ in range(warmup):
+        if setup is not None:
+            setup()
         fn()
     timing = Timing()
     for _ in range(repeats):
+        if setup is not None:
+            setup()
         if sync:
             torch.cuda.synchronize()
         started = time.perf_counter()

@@ -49,6 +49,9 @@ class Options:
     startup: bool = True
     compile: bool = False
     tiny: bool = False
+    optimised: bool = True
+    refiner_turns: bool = True
+    int8: bool = True
 
 
 # 1. plain diffusers ---------------------------------------------------------------------------------------------
@@ -121,6 +124,11 @@ class ScriptedPlans:
             return original(*args, **kwargs)
 
         model.generate = generate
+
+    def hook(self, start: int) -> Any:
+        """The scores hook for a refiner that decodes by itself (kept caches): the plan's tokens from `start` on."""
+        script = self.tokenizer(self.plan, add_special_tokens=False)["input_ids"] + [self.tokenizer.eos_token_id]
+        return _Script(script, start)
 
     def tokens(self, plan: str) -> int:
         return len(self.tokenizer(plan, add_special_tokens=False)["input_ids"])
@@ -209,6 +217,7 @@ def measure_ours(
     loaded = memory_mb()
     generator, refiner = models.generator(), models.refiner()
     script = ScriptedPlans(refiner.model, refiner.tokenizer)
+    refiner.scores_hook = script.hook  # the app's refiner decodes by itself when it keeps its KV caches
     library = Library(service_db, service_files, Thumbnails(settings.thumbnails_dir, service_files))
     session_id = library.create_session("benchmark").id  # where the parts phase saves its pictures
     context = OursContext(service, generator, refiner, script, data_dir, session_id)
@@ -220,6 +229,7 @@ def measure_ours(
     watch.wrap(service, "_save_turn", "save")
     watch.wrap(generator.pipelines.text_to_image.vae, "encode", "vae_encode")
     watch.wrap(generator.pipelines.image_to_image.vae, "encode", "vae_encode")
+    _wrap_inner_steps(watch, service, generator, refiner)
     sync = generator.device.type == "cuda"
 
     def turn(session: str | None, message: str, plan: str, action: str) -> str:
@@ -235,13 +245,25 @@ def measure_ours(
     first_turn_started = time.perf_counter()
     turn(None, MESSAGE_NEW, PLAN_NEW, "new")
     first_turn_s = time.perf_counter() - first_turn_started
-    watch.clear()
-    txt2img = timed(lambda: turn(None, MESSAGE_NEW, PLAN_NEW, "new"), repeats=options.repeats, warmup=0, sync=sync)
-    new_steps = watch.medians()
+    txt2img = Timing()
+    new_seconds: dict[str, list[float]] = defaultdict(list)
+    for _ in range(options.repeats):
+        as_a_new_session(service, refiner)
+        watch.clear()
+        started = time.perf_counter()
+        turn(None, MESSAGE_NEW, PLAN_NEW, "new")
+        if sync:
+            torch.cuda.synchronize()
+        txt2img.runs.append(time.perf_counter() - started)
+        for label, seconds in watch.seconds.items():
+            new_seconds[label].extend(seconds)
+    new_steps = {label: round(Timing(seconds).median, 4) for label, seconds in new_seconds.items()}
     edit = Timing()
     edit_seconds: dict[str, list[float]] = defaultdict(list)
     for run in range(options.warmup + options.repeats):
+        as_a_new_session(service, refiner)
         session = turn(None, MESSAGE_NEW, PLAN_NEW, "new")
+        service.wait_until_prepared()  # the writer reads the picture and types: the refiner prepares meanwhile
         watch.clear()
         started = time.perf_counter()
         turn(session, MESSAGE_EDIT, PLAN_EDIT, "edit")
@@ -272,6 +294,53 @@ def measure_ours(
     }, context
 
 
+def as_a_new_session(service: Any, refiner: Any) -> None:
+    """Kept KV caches as when a writer opens a new session in an app that served others: the prompt's head only.
+
+    Without this, each measured txt2img turn (the same message in a new session) would find its whole prompt kept.
+    """
+    from illustrator.plan import RefinerState
+
+    service.wait_until_prepared()
+    if getattr(refiner, "kept", None) is not None:
+        refiner.kept.clear()
+        refiner.warm([], RefinerState())
+
+
+def _wrap_inner_steps(watch: Stopwatch, service: Any, generator: Any, refiner: Any) -> None:
+    """Time the steps inside refine, draw and save too, so that the turn's overhead can be told apart step by step."""
+    text_to_image, image_to_image = generator.pipelines.text_to_image, generator.pipelines.image_to_image
+    watch.wrap(service, "send", "turn")
+    for pipeline in (text_to_image, image_to_image):
+        watch.wrap(pipeline, "encode_prompt", "text_encode")
+        watch.wrap(pipeline.image_processor, "postprocess", "postprocess")
+    watch.wrap(text_to_image.unet, "forward", "unet")  # one object in both pipelines (from_pipe)
+    watch.wrap(text_to_image.vae, "decode", "decode")
+    watch.wrap(service._files, "save", "png_save")
+    watch.wrap(service._latents, "put", "latents_keep")
+
+
+def overhead_by_step(turn: dict[str, float], parts: dict[str, Any], decoder: str) -> dict[str, float]:
+    """The turn's overhead over its parts alone, split: each part inside the turn minus alone, and what no part holds.
+
+    The values add up to the turn minus the sum of the parts (up to the difference between sums and medians).
+    """
+    alone = {key: parts[key]["median_s"] for key in ("llm_rewrite", "text_encode", "unet_step", decoder, "save")}
+    draw_inside = turn.get("text_encode", 0.0) + turn.get("unet", 0.0) + turn.get("decode", 0.0)
+    split = {
+        "refine_inside_minus_alone": turn["refine"] - alone["llm_rewrite"],
+        "text_encode_inside_minus_alone": turn.get("text_encode", 0.0) - alone["text_encode"],
+        "unet_inside_minus_alone": turn.get("unet", 0.0) - alone["unet_step"],
+        "decode_inside_minus_alone": turn.get("decode", 0.0) - alone[decoder],
+        "pipeline_rest (scheduler, latents, postprocess to PIL)": turn["draw"] - draw_inside,
+        "save_inside_minus_alone": turn["save"] - alone["save"],
+        "outside refine/draw/save (checks, storing the message, keeping latents)": (
+            turn.get("turn", 0.0) - turn["refine"] - turn["draw"] - turn["save"]
+        ),
+    }
+    return {key: round(value, 4) for key, value in split.items()}
+
+
 # 3. each part alone -----------------------------------------------------------------------------------------------
 
 
@@ -292,8 +361,15 @@ def measure_parts(context: OursContext, image_folder: Path, options: Options) ->
     refiner = context.refiner
     conversation = [ChatMessage("user", MESSAGE_NEW)]
     context.script.plan = PLAN_NEW
-    rewrite = timed(lambda: refiner.refine(conversation, RefinerState()), repeats=repeats, warmup=warmup, sync=sync)
+
+    def fresh() -> None:
+        as_a_new_session(context.service, refiner)
+
+    rewrite = timed(
+        lambda: refiner.refine(conversation, RefinerState()), repeats=repeats, warmup=warmup, sync=sync, setup=fresh
+    )
     new_tokens = refiner.last_timing.new_tokens
+    prefilled = refiner.last_prefill_tokens  # with kept caches: the prompt's head came from the cache
     inputs = refiner.tokenizer.apply_chat_template(
         refiner.build_messages(conversation, RefinerState()),
         add_generation_prompt=True,
@@ -306,6 +382,7 @@ def measure_parts(context: OursContext, image_folder: Path, options: Options) ->
     parts["llm_rewrite"] = {
         **rewrite.to_dict(),
         "prompt_tokens": int(inputs["input_ids"].shape[1]),
+        "prefill_tokens": prefilled,
         "new_tokens": new_tokens,
         "prefill_s": round(prefill.median, 4),
         "tokens_per_s": round(decode_rate, 1),
@@ -314,12 +391,13 @@ def measure_parts(context: OursContext, image_folder: Path, options: Options) ->
         "dtype": str(refiner.model.dtype).removeprefix("torch."),
     }
     # the same rewrite without prompt-lookup decoding, with the kept system-prompt cache instead, and with neither
-    lookup, kept = refiner.prompt_lookup_tokens, refiner.cache_prefix
+    lookup, kept, caches = refiner.prompt_lookup_tokens, refiner.cache_prefix, getattr(refiner, "kept", None)
+    refiner.kept = None  # these two decode through transformers, as the app did before it kept its caches
     for key, lookup_tokens, keep in (("llm_rewrite_prefix_cache", 0, True), ("llm_rewrite_plain", 0, False)):
         refiner.prompt_lookup_tokens, refiner.cache_prefix = lookup_tokens, keep
         figure = timed(lambda: refiner.refine(conversation, RefinerState()), repeats=repeats, warmup=warmup, sync=sync)
         parts[key] = {**figure.to_dict(), "prefill_tokens": refiner.last_prefill_tokens}
-    refiner.prompt_lookup_tokens, refiner.cache_prefix = lookup, kept
+    refiner.prompt_lookup_tokens, refiner.cache_prefix, refiner.kept = lookup, kept, caches
     parts["llm_rewrite"]["prompt_lookup_tokens"] = lookup
     if refiner.model.dtype != torch.bfloat16 and device.type == "cpu":  # what bf16 would give the refiner here
         original = refiner.model.dtype

@@ -40,6 +40,17 @@ def render_markdown(results: dict[str, Any]) -> str:
     lines += _turn_table(results)
     lines += ["", *_parts_table(results), ""]
     lines += _summary_lines(results)
+    lines += _limits_lines(results)
+    if results.get("refiner_turns"):
+        from benchmarks.refiner_turns import summary_lines as refiner_lines
+
+        lines += ["", *refiner_lines(results["refiner_turns"])]
+    if results.get("int8") and "error" not in results["int8"]:
+        from benchmarks.quantize import summary_lines as int8_lines
+
+        lines += ["", *int8_lines(results["int8"])]
+    elif results.get("int8"):
+        lines += ["", f"- int8 was not measured: {results['int8']['error']}"]
     if "compile" in results:
         lines += ["", *_compile_lines(results["compile"])]
     if "startup" in results:
@@ -117,7 +128,8 @@ def _parts_table(results: dict[str, Any]) -> list[str]:
         note = ""
         if key == "llm_rewrite":
             note = (
-                f"{figure['dtype']}: {figure['prompt_tokens']} prompt tokens (prefill {figure['prefill_s']:.2f} s), "
+                f"{figure['dtype']}: {figure['prompt_tokens']} prompt tokens ({figure.get('prefill_tokens', '–')} "
+                f"computed in the call; prefill of all {figure['prefill_s']:.2f} s), "
                 f"{figure['new_tokens']} new tokens at {figure['tokens_per_s']:.1f} tokens/s; an answer that "
                 f"hits the {figure['max_new_tokens']}-token limit: {figure['bound_s']:.1f} s; prompt lookup "
                 f"{figure.get('prompt_lookup_tokens', 0)} tokens"
@@ -146,6 +158,8 @@ def _summary_lines(results: dict[str, Any]) -> list[str]:
         f"{summary['txt2img_overhead_s']:.2f} s, **{summary['txt2img_overhead_share'] * 100:.1f}%** of the "
         "turn."
     )
+    for step, seconds in summary.get("txt2img_overhead_by_step_s", {}).items():
+        lines.append(f"  - {step}: {seconds:+.3f} s")
     lines.append(
         f"- Refiner's share of the turn: {summary['refiner_share_txt2img'] * 100:.0f}% (txt2img), "
         f"{summary['refiner_share_edit'] * 100:.0f}% (edit)."
@@ -160,6 +174,27 @@ def _summary_lines(results: dict[str, Any]) -> list[str]:
             else "."
         )
     )
+    return lines
+
+
+def _limits_lines(results: dict[str, Any]) -> list[str]:
+    summary, lines = results["summary"], []
+    if "optimised" in results:
+        optimised = results["optimised"]
+        lines.append(
+            f"- Optimised plain recipe ({optimised['dtype']}, channels-last, TAESD; bare draw): txt2img "
+            f"{_s(optimised['txt2img']['median_s'])}, img2img {_s(optimised['img2img']['median_s'])}; our turn is "
+            f"**{summary['speedup_txt2img_vs_optimised']}x** its speed (txt2img; target >= 0.83, i.e. at most 1.2x "
+            f"its time), edit {summary['speedup_img2img_vs_optimised']}x."
+        )
+    limits = results.get("limits", {})
+    if "unet_peak_fraction" in limits:
+        peak = limits["matmul_peak"]
+        lines.append(
+            f"- Matmul peak ({peak['size']}² {peak['dtype']}, best run): {peak['gflops']:.0f} GFLOP/s. The UNet step "
+            f"({limits['unet_gflop_per_step']:.0f} GFLOP, counted) runs at {limits['unet_gflops']:.0f} GFLOP/s: "
+            f"**{limits['unet_peak_fraction'] * 100:.0f}%** of the peak."
+        )
     return lines
 
 

@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-plain", dest="plain", action="store_false", help="skip plain diffusers")
     parser.add_argument("--no-startup", dest="startup", action="store_false", help="skip the start-up phase")
     parser.add_argument("--compile", action="store_true", help="also measure torch.compile on the UNet (slow)")
+    parser.add_argument("--no-optimised", dest="optimised", action="store_false", help="skip the optimised baseline")
+    parser.add_argument("--no-refiner-turns", dest="refiner_turns", action="store_false", help="skip turn 1 / turn 10")
+    parser.add_argument("--no-int8", dest="int8", action="store_false", help="skip int8 (torchao) on the UNet")
     parser.add_argument("--tiny", action="store_true", help="tiny models (tests the harness, measures nothing real)")
     parser.add_argument("--models-dir", type=Path, default=ROOT / "benchmarks" / ".models")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
@@ -57,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         startup=args.startup and not args.quick,
         compile=args.compile,
         tiny=args.tiny,
+        optimised=args.optimised,
+        refiner_turns=args.refiner_turns,
+        int8=args.int8,
     )
     results = run(options, args.models_dir)
     paths = write_results(results, args.out)
@@ -69,7 +75,7 @@ def run(options: Any, models_dir: Path) -> dict[str, Any]:
     """Every phase in one process (start-up in child processes), in an order that keeps peak memory low."""
     import torch
 
-    from benchmarks import phases
+    from benchmarks import limits, phases
     from benchmarks.build import (
         QWEN_CONFIG,
         TINY_QWEN,
@@ -78,7 +84,8 @@ def run(options: Any, models_dir: Path) -> dict[str, Any]:
         build_refiner_model,
         read_config,
     )
-    from benchmarks.measure import machine
+    from benchmarks.measure import machine, release_memory
+    from benchmarks.refiner_turns import measure_refiner_turns
     from illustrator.devices import choose_device_and_dtype
 
     started = time.perf_counter()
@@ -98,9 +105,15 @@ def run(options: Any, models_dir: Path) -> dict[str, Any]:
         "warmup": options.warmup,
         "machine": machine().to_dict(),
     }
+    logger.info("The bf16 matmul peak…")
+    results["limits"] = {"matmul_peak": limits.measure_matmul_peak(device, dtype, options)}
     if options.plain:
         logger.info("Plain diffusers…")
         results["plain"] = phases.measure_plain(image_folder, device, size, options)
+    if options.optimised:
+        logger.info("Plain diffusers, optimised recipe…")
+        results["optimised"] = limits.measure_optimised(image_folder, device, dtype, size, options)
+        release_memory()
     logger.info("Weight sharing…")
     results["sharing"] = phases.measure_sharing(image_folder, device, dtype)
     with tempfile.TemporaryDirectory(prefix="illustrator-bench-") as data_dir:
@@ -108,9 +121,16 @@ def run(options: Any, models_dir: Path) -> dict[str, Any]:
         results["ours"], context = phases.measure_ours(image_folder, refiner_folder, Path(data_dir), options)
         logger.info("Each part alone…")
         results["parts"] = phases.measure_parts(context, image_folder, options)
+        results["limits"].update(_unet_limits(context, results))
+        if options.refiner_turns:
+            logger.info("The refiner at turn 1 and turn 10…")
+            results["refiner_turns"] = measure_refiner_turns(context.refiner, context.script, options)
         if options.compile:
             logger.info("torch.compile…")
             results["compile"] = phases.measure_compile(context, options)
+        if options.int8:  # last: it quantises the loaded models in place
+            logger.info("int8 (torchao)…")
+            results["int8"] = _int8(context.generator, options)
         del context
     torch.cuda.empty_cache() if torch.cuda.is_available() else None
     if options.startup:
@@ -135,8 +155,40 @@ def run(options: Any, models_dir: Path) -> dict[str, Any]:
     return results
 
 
+def _unet_limits(context: Any, results: dict[str, Any]) -> dict[str, Any]:
+    """The UNet step's FLOPs (counted) and its achieved fraction of the matmul peak measured in this run."""
+    import torch
+
+    from benchmarks.limits import count_unet_flops, unet_fraction
+    from benchmarks.phases import PROMPT
+
+    generator = context.generator
+    pipeline = generator.pipelines.text_to_image
+    device, dtype = generator.device, generator.dtype
+    with torch.inference_mode():
+        embeddings = pipeline.encode_prompt(PROMPT, device, 1, False)[0]
+    latents = torch.zeros(generator.latent_shape(generator.defaults.width, generator.defaults.height)).to(device, dtype)
+    flops = count_unet_flops(pipeline.unet, latents, torch.tensor(999, device=device), embeddings)
+    step_s = results["parts"]["unet_step"]["median_s"]
+    return unet_fraction(flops, step_s, results["limits"]["matmul_peak"]["gflops"])
+
+
+def _int8(generator: Any, options: Any) -> dict[str, Any]:
+    """int8 figures, or why there are none (torchao missing, or it failed on this machine)."""
+    from benchmarks.quantize import measure_int8
+    from illustrator.errors import ModelUnavailable
+
+    try:
+        return measure_int8(generator, options)
+    except (ModelUnavailable, RuntimeError, NotImplementedError) as e:
+        logger.warning("int8 was not measured: %s", e)
+        return {"error": str(e)}
+
+
 def summarize(results: dict[str, Any]) -> dict[str, Any]:
     """The ratios the targets are about."""
+    from benchmarks.phases import overhead_by_step
+
     ours, parts = results["ours"], results["parts"]
     decoder = "taesd_decode" if ours["settings"]["decoder"] == "fast" else "vae_decode"
     model_parts = {
@@ -159,12 +211,29 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
         "edit_turn_vae_encode_s": ours["edit_turn"]["steps_s"].get("vae_encode", 0.0),
         "sharing_ratio": _ratio(results["sharing"]["both"]["rss_mb"], results["sharing"]["one"]["rss_mb"]),
     }
+    steps = ours["txt2img_turn"]["steps_s"]
+    if "turn" in steps:
+        summary["txt2img_overhead_by_step_s"] = overhead_by_step(steps, parts, decoder)
     if "plain" in results:
         plain = results["plain"]
         summary["speedup_txt2img"] = _ratio(plain["txt2img"]["median_s"], turn)
         summary["speedup_img2img"] = _ratio(plain["img2img"]["median_s"], edit_turn)
         summary["speedup_txt2img_image_only"] = _ratio(plain["txt2img"]["median_s"], turn - model_parts["llm_rewrite"])
         summary["plain_memory_ratio"] = _ratio(plain["memory"]["both"]["rss_mb"], plain["memory"]["one"]["rss_mb"])
+    if "optimised" in results:  # target: our turn at most 1.2x the optimised bare draw, i.e. this >= 0.83
+        summary["speedup_txt2img_vs_optimised"] = _ratio(results["optimised"]["txt2img"]["median_s"], turn)
+        summary["speedup_img2img_vs_optimised"] = _ratio(results["optimised"]["img2img"]["median_s"], edit_turn)
+    limits = results.get("limits", {})
+    if "unet_peak_fraction" in limits:
+        summary["unet_peak_fraction"] = limits["unet_peak_fraction"]
+        summary["matmul_peak_gflops"] = limits["matmul_peak"]["gflops"]
+    turns = results.get("refiner_turns")
+    if turns:
+        summary["refiner_s_turn1"] = turns["today_turn1"]["median_s"]
+        summary["refiner_s_turn10"] = turns["kept_warm_turn10"]["median_s"]  # as the app runs it: kept and warmed
+        summary["refiner_s_turn10_without_kept_caches"] = turns["today_turn10"]["median_s"]
+        best = min(turns, key=lambda key: turns[key]["median_s"] if "turn10" in key else float("inf"))
+        summary["refiner_s_turn10_best"] = {"lever": best, "median_s": turns[best]["median_s"]}
     return summary
 
 

@@ -2,25 +2,36 @@
 
 On this machine only (the default) no login is needed. Served on the network (`--listen`, or any address other
 than a loopback one) the app refuses to start without a login, unless the writer passes `--no-login`.
-A password file has one `name:password` per line; blank lines and lines starting with `#` are skipped.
+A password file has one `name:password` per line; blank lines and lines starting with `#` are skipped. The password
+may be an argon2 hash (`name:$argon2id$...`, made with `illustrator hash-password`); plain text is for trying the
+app only. A password is at least `MIN_PASSWORD_CHARS` long; a password file others may write to is refused.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import hmac
 import ipaddress
 import logging
+import secrets
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
 from illustrator.errors import InvalidInput
 from illustrator.settings import Settings
+from illustrator.throttle import LoginThrottle
 
 logger = logging.getLogger(__name__)
 
-Login = tuple[str, str]  # (name, password)
-LoginCheck = Callable[[str, str], bool]
+Login = tuple[str, str]  # (name, password or its argon2 hash)
+LoginCheck = Callable[[str, str], Awaitable[bool]]
+
+MIN_PASSWORD_CHARS = 8
+HASH_PREFIX = "$argon2"
+# The address of the client whose request is being handled; set by the server's outermost middleware.
+CLIENT_ADDRESS: contextvars.ContextVar[str] = contextvars.ContextVar("client_address", default="unknown")
 
 NEEDS_LOGIN = (
     "Serving on the network needs a login: pass --auth NAME:PASSWORD or --password-file FILE "
@@ -34,7 +45,24 @@ def parse_login(text: str) -> Login:
     name = name.strip()
     if not sep or not name or not password:
         raise InvalidInput("A login must be written NAME:PASSWORD, with a name and a password.")
+    check_password(name, password)
     return name, password
+
+
+def check_password(name: str, password: str) -> None:
+    """Refuse a plain password shorter than `MIN_PASSWORD_CHARS` (a hash is taken as it is)."""
+    if not password.startswith(HASH_PREFIX) and len(password) < MIN_PASSWORD_CHARS:
+        raise InvalidInput(
+            f"The password for {name[:64]!r} is too short: use at least {MIN_PASSWORD_CHARS} characters."
+        )
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of `password`, for the password file."""
+    from argon2 import PasswordHasher
+
+    check_password("this login", password)
+    return PasswordHasher().hash(password)
 
 
 def read_password_file(path: Path) -> tuple[Login, ...]:
@@ -44,6 +72,8 @@ def read_password_file(path: Path) -> tuple[Login, ...]:
         mode = Path(path).stat().st_mode
     except (OSError, UnicodeDecodeError) as e:
         raise InvalidInput(f"Could not read the password file {path}.") from e
+    if mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise InvalidInput(f"The password file {path} can be changed by other users of this machine; chmod 600 it.")
     if mode & (stat.S_IRGRP | stat.S_IROTH):
         logger.warning("The password file %s can be read by other users of this machine (chmod 600 it).", path)
     logins = []
@@ -103,16 +133,55 @@ def login_for(settings: Settings) -> LoginCheck | None:
         if not is_local(settings.host):
             logger.warning("Serving on the network WITHOUT a login (--no-login): anyone on it can use the app.")
         return None
-    known = tuple((name.encode(), password.encode()) for name, password in settings.logins)
+    for name, password in settings.logins:
+        check_password(name, password)
+    matches = _matcher(settings.logins)
+    throttle = LoginThrottle()
 
-    def check(name: str, password: str) -> bool:
-        given = (str(name).encode(), str(password).encode())
-        matched = False
-        for known_name, known_password in known:  # compare with every login, so timing tells nothing
-            same = hmac.compare_digest(given[0], known_name) & hmac.compare_digest(given[1], known_password)
-            matched |= same
-        if not matched:
-            logger.warning("A login failed for the name %r", str(name)[:64])
+    async def check(name: str, password: str) -> bool:
+        name, address = str(name), CLIENT_ADDRESS.get()
+        wait = throttle.reserve(name, address)
+        if wait is None:  # too many failures lately: refused without looking at the password
+            throttle.failed(name, address, reserved=False)
+            return False
+        try:
+            if wait:
+                await asyncio.sleep(wait)  # the event loop serves everyone else meanwhile
+            matched = await asyncio.to_thread(matches, name, str(password))  # argon2 takes tens of milliseconds
+        except asyncio.CancelledError:  # the client went away: its turn counts as a failure
+            throttle.failed(name, address)
+            raise
+        if matched:
+            throttle.succeeded(name, address)
+        else:
+            throttle.failed(name, address)
         return matched
 
     return check
+
+
+def _matcher(logins: Iterable[Login]) -> Callable[[str, str], bool]:
+    """Whether a name and password match a login; as slow for an unknown name as for a known one."""
+    from argon2 import PasswordHasher
+    from argon2.exceptions import InvalidHashError, VerificationError
+
+    hasher = PasswordHasher()
+    known = tuple((name.encode(), password) for name, password in logins)
+    hashed = any(password.startswith(HASH_PREFIX) for _, password in known)
+    # an unknown name is checked against a decoy of the same kind, so its answer takes as long
+    decoy = hasher.hash(secrets.token_hex(16)) if hashed else secrets.token_hex(16)
+
+    def matches(name: str, password: str) -> bool:
+        given = name.encode()
+        entry = decoy
+        for known_name, known_password in known:  # compare with every name, so timing tells nothing
+            if hmac.compare_digest(given, known_name):
+                entry = known_password
+        if entry.startswith(HASH_PREFIX):
+            try:
+                return hasher.verify(entry, password) and entry is not decoy
+            except (VerificationError, InvalidHashError):
+                return False
+        return hmac.compare_digest(password.encode(), entry.encode())
+
+    return matches

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import math
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from illustrator.errors import IllustratorError, InvalidInput, NotFound
 from illustrator.export import export_session
@@ -21,6 +22,7 @@ from storage.thumbnails import Thumbnails
 logger = logging.getLogger(__name__)
 
 PER_PAGE = 60
+MAX_PARAMETERS_CHARS = 20_000  # A1111 writes a few hundred; a prompt is at most 1,000 (the rest is settings)
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,12 @@ def read_imported_picture(file: str | Path | IO[bytes]) -> ImportedPicture:
     ours = metadata["illustrator"] or {}
     if not text:
         raise InvalidInput("That picture carries no generation parameters (it was not made by Illustrator).")
-    values = parse_parameters_text(text)
+    if len(text) > MAX_PARAMETERS_CHARS:
+        raise InvalidInput(
+            f"That picture's generation parameters are too long to import: {len(text)} characters "
+            f"(the limit is {MAX_PARAMETERS_CHARS})."
+        )
+    values = _in_range(parse_parameters_text(text))
     session_id = ours.get("session_id")
     turn = ours.get("turn")
     parent_id = ours.get("parent_id")
@@ -82,6 +89,31 @@ def read_imported_picture(file: str | Path | IO[bytes]) -> ImportedPicture:
         turn=turn if isinstance(turn, int) else None,
         parent_id=parent_id if isinstance(parent_id, int) else None,
     )
+
+
+def _in_range(values: dict[str, Any]) -> dict[str, Any]:
+    """The parsed parameters with every value this app could not use (out of range, wrong kind) dropped to None."""
+    from illustrator.generator import MAX_GUIDANCE_SCALE, MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE
+
+    def number(value: Any, low: float, high: float) -> bool:
+        return isinstance(value, (int, float)) and math.isfinite(value) and low <= value <= high
+
+    checks: dict[str, Callable[[Any], bool]] = {
+        "steps": lambda v: number(v, 1, MAX_STEPS),
+        "seed": lambda v: number(v, 0, MAX_SEED),
+        "width": lambda v: number(v, MIN_SIZE, MAX_SIZE) and v % 8 == 0,
+        "height": lambda v: number(v, MIN_SIZE, MAX_SIZE) and v % 8 == 0,
+        "strength": lambda v: number(v, 0.0, 1.0) and v > 0,
+        "guidance_scale": lambda v: number(v, 0.0, MAX_GUIDANCE_SCALE),
+    }
+    checked = dict(values)
+    for name, fits in checks.items():
+        if checked.get(name) is not None and not fits(checked[name]):
+            logger.info("An imported picture's %s (%r) is out of range; it was left out", name, checked[name])
+            checked[name] = None
+    if checked["width"] is None or checked["height"] is None:
+        checked["width"] = checked["height"] = None
+    return checked
 
 
 class Library:

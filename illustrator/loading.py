@@ -60,6 +60,7 @@ def load_image_pipeline(
     fast_decoder: str | None = None,
     decoder: str = FULL_DECODER,
     config: str | None = None,
+    quantize: str = "none",
 ) -> ImagePipelines:
     """Load the image model from `source` (hub id, diffusers folder or single-file checkpoint) onto `device`.
 
@@ -99,6 +100,10 @@ def load_image_pipeline(
         logger.exception("Loading the image model %r failed", source)
         raise ModelUnavailable(f"Could not load the image model '{source}': {_plain_reason(e, source)}.") from e
     logger.info("Loaded image model %r: family %s, turbo %s, defaults %s", source, family, is_turbo, defaults)
+    if quantize != "none":  # opt-in: see docs/PERFORMANCE.md for what int8 costs and saves
+        from illustrator.quantization import quantize as quantize_model
+
+        quantize_model(text_to_image.unet, quantize)
 
     # 6. the optional fast decoder; without it there are no live previews, and the model's VAE decodes
     if fast_decoder == "auto":

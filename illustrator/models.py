@@ -146,7 +146,12 @@ def load_generator(settings: Settings, notices: list[str]) -> Generator:
     if not settings.offline and source != OFFLINE_MODEL:
         try:
             pipelines = load_image_pipeline(
-                source, device=device, dtype=dtype, fast_decoder=fast_decoder, decoder=decoder
+                source,
+                device=device,
+                dtype=dtype,
+                fast_decoder=fast_decoder,
+                decoder=decoder,
+                quantize=settings.quantize,
             )
             _note_fast_decoder(pipelines, fast_decoder, decoder, notices)
             pipelines.defaults = _with_overrides(pipelines, settings)
@@ -223,8 +228,10 @@ def load_refiner_for(settings: Settings, notices: list[str]) -> Refiner:
             device, dtype = choose_device_and_dtype(settings.device, settings.dtype)
             model, tokenizer = load_refiner(location, device=str(device), dtype=dtype)
             # A base model (no chat template, like gemma-3-270m) continues a few-shot text instead of chatting.
-            refiner_class = LLMRefiner if tokenizer.chat_template else FewShotRefiner
-            return refiner_class(model, tokenizer, name=source, fallback=FallbackRefiner())
+            if not tokenizer.chat_template:
+                return FewShotRefiner(model, tokenizer, name=source, fallback=FallbackRefiner())
+            # keeps the KV caches of its last calls, and prefills each next turn while the writer types
+            return LLMRefiner(model, tokenizer, name=source, fallback=FallbackRefiner(), keep_caches=True)
         except ModelUnavailable as e:
             logger.warning("Falling back to the offline refiner: %s", e)
             notices.append(f"{e} Running the refiner on the offline preset instead.")

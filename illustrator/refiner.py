@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 from illustrator.errors import PlanError
 from illustrator.plan import ChatMessage, Plan, RefinerState, parse_plan, validate_plan
+from illustrator.refiner_cache import KeptCaches, ScoresHook, decode_greedy, prefill
 from illustrator.rules import DEFAULT_NEGATIVE_PROMPT, plan_by_rules
 
 __all__ = ["DEFAULT_NEGATIVE_PROMPT", "FallbackRefiner", "LLMRefiner", "Refiner", "Timing"]
@@ -45,6 +46,15 @@ class Refiner:
         """Return the plan for the latest message of `conversation`."""
         raise NotImplementedError
 
+    @property
+    def prepares_ahead(self) -> bool:
+        """Whether `warm` does anything: preparing the next turn while the writer types."""
+        return False
+
+    def warm(self, conversation: Sequence[ChatMessage], state: RefinerState) -> int:
+        """Prepare for a turn that will follow `conversation` in `state`; returns the work done (tokens)."""
+        return 0
+
 
 class FallbackRefiner(Refiner):
     """A deterministic refiner with keyword rules; no model, never fails for a non-empty conversation."""
@@ -71,6 +81,7 @@ class LLMRefiner(Refiner):
         max_context_tokens: int = 2048,
         prompt_lookup_tokens: int = 10,
         cache_prefix: bool = True,
+        keep_caches: bool = False,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -89,6 +100,12 @@ class LLMRefiner(Refiner):
         self.last_prefill_tokens = 0  # prompt tokens the last call computed (the rest came from the kept cache)
         self._prefix: _Prefix | None = None
         self._prefix_lock = threading.Lock()
+        # Both at once, and more: the KV caches of the last calls are kept, a call prefills only where its prompt
+        # differs from a kept one, and our own greedy decoder does the prompt lookup (illustrator/refiner_cache.py).
+        self.kept: KeptCaches | None = KeptCaches() if keep_caches else None
+        self._kept_for: tuple[Any, Any] | None = None
+        # made for each call from the prompt's length; adjusts each step's scores (the benchmark scripts answers)
+        self.scores_hook: Callable[[int], ScoresHook] | None = None
 
     def refine(self, conversation: Sequence[ChatMessage], state: RefinerState) -> Plan:
         """Ask the model for a plan; any unusable answer or generation error hands over to the fallback."""
@@ -144,10 +161,19 @@ class LLMRefiner(Refiner):
         """Continue the tokenized `inputs` greedily until `done(new text)` or the token limit; return the new text."""
         import torch
 
+        if self.kept is not None:
+            try:
+                return self._complete_kept(list(inputs["input_ids"][0].tolist()), done)
+            except (ValueError, NotImplementedError, AttributeError) as e:
+                # a model whose cache cannot be cut back (recurrent or sliding layers): decode as transformers does
+                logger.warning("Refiner %s cannot keep its KV caches (%s); decoding as before.", self.name, e)
+                self.kept = None
         inputs = inputs.to(self.model.device)
         prompt_length = inputs["input_ids"].shape[1]
         started = time.perf_counter()
         extra: dict[str, Any] = {}
+        if self.scores_hook is not None:
+            extra["logits_processor"] = [self.scores_hook(prompt_length)]
         if self.prompt_lookup_tokens > 0:
             extra["prompt_lookup_num_tokens"] = self.prompt_lookup_tokens
         with torch.inference_mode():
@@ -178,6 +204,51 @@ class LLMRefiner(Refiner):
         new_tokens = self._until_done(output[0, prompt_length:].tolist(), done)
         self.last_timing = Timing(seconds=time.perf_counter() - started, new_tokens=len(new_tokens))
         return str(self.tokenizer.decode(new_tokens, skip_special_tokens=True))
+
+    def _complete_kept(self, ids: list[int], done: Callable[[str], bool]) -> str:
+        """Like `_complete`, starting from the best kept KV cache, with our own prompt-lookup greedy decoding."""
+        started = time.perf_counter()
+        self._check_kept()
+        ends = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id} - {None}
+
+        def stop(new: list[int]) -> bool:
+            return bool(ends.intersection(new)) or done(self.tokenizer.decode(new, skip_special_tokens=True))
+
+        assert self.kept is not None  # checked by the caller
+        decoded = decode_greedy(
+            self.model,
+            ids,
+            caches=self.kept,
+            max_new_tokens=self.max_new_tokens,
+            stop=stop,
+            lookup_tokens=self.prompt_lookup_tokens,
+            scores_hook=self.scores_hook(len(ids)) if self.scores_hook is not None else None,
+        )
+        self.last_prefill_tokens = len(ids) - decoded.reused
+        new_tokens = self._until_done(decoded.tokens, done)
+        self.last_timing = Timing(seconds=time.perf_counter() - started, new_tokens=len(new_tokens))
+        return str(self.tokenizer.decode(new_tokens, skip_special_tokens=True))
+
+    @property
+    def prepares_ahead(self) -> bool:
+        """True when the KV caches are kept: `warm` then prefills the next turn's prompt ahead of time."""
+        return self.kept is not None
+
+    def warm(self, conversation: Sequence[ChatMessage], state: RefinerState) -> int:
+        """Prefill and keep the KV cache of this conversation's prompt before the next turn; the tokens computed."""
+        if self.kept is None:
+            return 0
+        self._check_kept()
+        messages = self.build_messages(conversation, state)
+        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)["input_ids"]
+        return prefill(self.model, list(ids), self.kept)
+
+    def _check_kept(self) -> None:
+        """Kept caches belong to the model's dtype and device: forget them when either changed."""
+        now = (self.model.dtype, self.model.device)
+        if self.kept is not None and self._kept_for != now:
+            self.kept.clear()
+            self._kept_for = now
 
     def _until_done(self, tokens: list[int], done: Callable[[str], bool]) -> list[int]:
         """The tokens up to where plain greedy decoding stops: the first end token, or where `done` first holds.

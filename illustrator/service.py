@@ -143,6 +143,7 @@ class TurnService:
         self._cancel_events: dict[str, threading.Event] = {}
         self._cancel_lock = threading.Lock()
         self._latents = LatentCache()  # an edit of a picture drawn here starts from its latents: no VAE encode
+        self._warming: threading.Thread | None = None  # the refiner preparing the next turn
 
     # Turns ---------------------------------------------------------------------------------------
 
@@ -208,7 +209,31 @@ class TurnService:
         result = self._save_turn(session_id, plan, drawn, base)
         if drawn.latents is not None:
             self._latents.put(result.picture.file_name, drawn.latents, model_name=drawn.model_name)
+
+        # 6. while the writer reads and types, the refiner prefills the conversation so far for the next turn
+        self._prepare_next_turn([*conversation, ChatMessage("assistant", result.reply.content)], result.picture)
         return result
+
+    def wait_until_prepared(self, timeout: float | None = None) -> None:
+        """Wait until the refiner has prepared the next turn (benchmarks and tests; the app never waits)."""
+        warming = self._warming
+        if warming is not None:
+            warming.join(timeout)
+
+    def _prepare_next_turn(self, conversation: list[ChatMessage], picture: PictureView) -> None:
+        refiner = self._models.refiner()
+        if not refiner.prepares_ahead:
+            return
+        state = RefinerState(last_prompt=picture.prompt, last_negative_prompt=picture.negative_prompt, has_picture=True)
+
+        def warm() -> None:
+            try:
+                refiner.warm(conversation, state)
+            except Exception:  # a cache not prepared only costs the next turn its prefill
+                logger.warning("Preparing the refiner for the next turn failed", exc_info=True)
+
+        self._warming = threading.Thread(target=warm, name="refiner-warm", daemon=True)
+        self._warming.start()
 
     def check_message(self, text: str) -> str:
         """The message, stripped; InvalidInput if it is empty, too long or holds control characters."""

@@ -11,6 +11,8 @@ OFFLINE_MODEL = "offline"  # the built-in preset of tiny placeholder models
 AUTO = "auto"
 NO_FAST_DECODER = "none"
 DECODERS = ("auto", "fast", "full")
+# int8: int8 weights and dynamically quantised int8 activations; int8-weights: int8 weights, computed in the dtype
+QUANTIZATIONS = ("none", "int8", "int8-weights")
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class Settings:
     fast_decoder: str = AUTO
     # what decodes the final picture: "fast" (TAESD), "full" (the model's own VAE), "auto" (fast on the CPU, else full)
     decoder: str = AUTO
+    quantize: str = "none"  # int8 for the UNet's linear layers: "none", "int8" or "int8-weights" (needs torchao)
     steps: int | None = None  # overrides the model family's default number of steps
     width: int | None = None  # overrides the model's native picture size
     height: int | None = None

@@ -150,27 +150,65 @@ class PictureFiles:
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
             raise StorageError("The picture file is damaged and cannot be read.") from e
 
-    def reconcile(self, known_file_names: set[str]) -> list[str]:
-        """Remove picture files that no database row knows, and temp files left by a crash; return what was removed.
+    @property
+    def set_aside_root(self) -> Path:
+        """Where picture files that no row knows are kept (never deleted) until they are brought back."""
+        return self.root.parent / "set-aside"
+
+    def reconcile(self, known_file_names: set[str]) -> Reconciled:
+        """Set aside picture files that no database row knows, remove temp files left by a crash; say which.
 
         Run it at start-up, before any picture is being saved: a picture written but not yet committed looks stray.
+        A stray picture is a whole picture (a crash before its row was committed, or an older database restored):
+        it is moved under `set_aside_root`, keeping its relative name, never deleted. A temp file is a partial write.
         """
+        set_aside: list[str] = []
         removed: list[str] = []
         if not self.root.is_dir():
-            return removed
+            return Reconciled(set_aside, removed)
         for dirpath, _dirnames, filenames in os.walk(self.root):
             for name in filenames:
                 path = Path(dirpath) / name
                 file_name = path.relative_to(self.root).as_posix()
-                stray = _PICTURE_NAME.fullmatch(name) and file_name not in known_file_names
-                if not (stray or _TEMP_NAME.fullmatch(name)):
-                    continue
-                try:
-                    path.unlink()
-                except OSError as e:
-                    logger.warning("Could not remove the stray picture file %s: %s", path, _reason(e))
-                    continue
-                removed.append(file_name)
+                if _PICTURE_NAME.fullmatch(name) and file_name not in known_file_names:
+                    if self._set_aside(path, file_name):
+                        set_aside.append(file_name)
+                elif _TEMP_NAME.fullmatch(name):
+                    try:
+                        path.unlink()
+                    except OSError as e:
+                        logger.warning("Could not remove the temp file %s: %s", path, _reason(e))
+                        continue
+                    removed.append(file_name)
+        if set_aside:
+            logger.warning(
+                "Set aside %d picture file(s) that no session knows in %s (nothing was deleted; "
+                "`illustrator recover-pictures` brings them back)",
+                len(set_aside),
+                self.set_aside_root,
+            )
         if removed:
-            logger.info("Removed %d stray picture file(s) left by an earlier crash", len(removed))
-        return sorted(removed)
+            logger.info("Removed %d unfinished temp file(s) left by an earlier crash", len(removed))
+        return Reconciled(sorted(set_aside), sorted(removed))
+
+    def _set_aside(self, path: Path, file_name: str) -> bool:
+        target = self.set_aside_root / file_name
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            counter = 0
+            while target.exists():  # the same name set aside before: keep both
+                counter += 1
+                target = target.with_name(f"{Path(file_name).stem}-{counter}.png")
+            os.replace(path, target)
+        except OSError as e:
+            logger.warning("Could not set aside the picture file %s: %s", path, _reason(e))
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    """What `PictureFiles.reconcile` did: picture files set aside, temp files removed (names relative to the root)."""
+
+    set_aside: list[str]
+    removed: list[str]

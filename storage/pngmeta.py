@@ -15,8 +15,9 @@ from illustrator.errors import InvalidInput
 PARAMETERS_KEY = "parameters"  # the chunk AUTOMATIC1111, ComfyUI importers, Civitai and others read
 ILLUSTRATOR_KEY = "illustrator"  # our own JSON: the plan, lineage, ids
 
-# One `Key: value` pair of the settings line; a value with a comma, colon or newline is a JSON string (as A1111).
-_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+# The name of a setting in the settings line (`Steps`, `CFG scale`, `Model hash`); checked with fullmatch, once each.
+_KEY = re.compile(r"\w[\w \-/]*")
+MAX_KEY_CHARS = 100
 _SIZE = re.compile(r"^(\d+)x(\d+)$")
 _NEGATIVE = "Negative prompt:"
 
@@ -99,6 +100,52 @@ def _convert(result: dict[str, Any], key: str, value: str) -> None:
         result["extra"][key] = value
 
 
+def _settings_pairs(line: str) -> list[tuple[str, str]]:
+    """The `Key: value` pairs of a settings line, read in one pass (linear time, whatever the text holds).
+
+    A value is everything up to the next comma, or a JSON string when it starts with a quote (as A1111 writes values
+    holding commas); text before a key that is not a setting (a prompt that happens to hold a colon) is skipped.
+    """
+    pairs: list[tuple[str, str]] = []
+    position, end = 0, len(line)
+    while position < end:
+        colon = line.find(":", position)
+        if colon == -1:
+            break
+        key = line[position:colon].rpartition(",")[2].strip()
+        start = colon + 1
+        while start < end and line[start] in " \t":
+            start += 1
+        if start < end and line[start] == '"':
+            closing = _closing_quote(line, start)
+            if closing == -1:  # an unterminated string takes the rest of the line
+                closing = end - 1
+            comma = line.find(",", closing + 1)
+            value = line[start : closing + 1]
+        else:
+            comma = line.find(",", start)
+            value = line[start : end if comma == -1 else comma]
+        if len(key) <= MAX_KEY_CHARS and _KEY.fullmatch(key):
+            pairs.append((key, value))
+        position = end if comma == -1 else comma + 1
+    return pairs
+
+
+def _closing_quote(line: str, start: int) -> int:
+    """The index of the quote that ends the JSON string opening at `start`, or -1 when it never ends."""
+    position = start + 1
+    while True:
+        quote = line.find('"', position)
+        if quote == -1:
+            return -1
+        backslashes = 0
+        while line[quote - 1 - backslashes] == "\\":
+            backslashes += 1
+        if backslashes % 2 == 0:
+            return quote
+        position = quote + 1
+
+
 def parse_parameters_text(text: str) -> dict[str, Any]:
     """Read A1111 `parameters` text back into values; never raises, missing values are None."""
     result: dict[str, Any] = {
@@ -115,9 +162,11 @@ def parse_parameters_text(text: str) -> dict[str, Any]:
         "extra": {},
     }
     lines = str(text).strip().replace("\r\n", "\n").split("\n")
-    settings_line = ""
-    if len(lines) > 0 and len(_PARAM.findall(lines[-1])) >= 3:  # as A1111: a settings line has 3+ pairs
-        settings_line = lines.pop()
+    settings = _settings_pairs(lines[-1]) if lines else []
+    if len(settings) >= 3:  # as A1111: a settings line has 3+ pairs
+        lines.pop()
+    else:
+        settings = []
     prompt: list[str] = []
     negative: list[str] = []
     for line in lines:
@@ -129,8 +178,8 @@ def parse_parameters_text(text: str) -> dict[str, Any]:
             prompt.append(line)
     result["prompt"] = "\n".join(prompt).strip()
     result["negative_prompt"] = "\n".join(negative).strip()
-    for key, value in _PARAM.findall(settings_line):
-        _convert(result, key.strip(), _unquote(value))
+    for key, value in settings:
+        _convert(result, key, _unquote(value))
     return result
 
 
@@ -147,6 +196,8 @@ def read_png_metadata(path_or_file: str | Path | IO[bytes]) -> dict[str, Any]:
     try:
         with Image.open(path_or_file) as image:
             chunks = dict(getattr(image, "text", None) or image.info)
+    except Image.DecompressionBombError as e:  # width x height far beyond any picture this app draws
+        raise InvalidInput("That picture is too large to import.") from e
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise InvalidInput("That file is not a picture that can be read.") from e
     parameters = chunks.get(PARAMETERS_KEY)
@@ -159,3 +210,29 @@ def read_png_metadata(path_or_file: str | Path | IO[bytes]) -> dict[str, Any]:
             decoded = None
         ours = decoded if isinstance(decoded, dict) else None
     return {"parameters": parameters if isinstance(parameters, str) else None, "illustrator": ours}
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
+
+
+def without_private_metadata(data: bytes) -> bytes:
+    """The PNG's bytes without our own JSON chunk (the internal session id, lineage and plan), for a shared copy.
+
+    Every other chunk is kept byte for byte: the pixels and the A1111 `parameters` text other tools read.
+    """
+    if not data.startswith(_PNG_SIGNATURE):
+        raise InvalidInput("That file is not a PNG picture.")
+    kept = [_PNG_SIGNATURE]
+    position = len(_PNG_SIGNATURE)
+    while position + 8 <= len(data):
+        length = int.from_bytes(data[position : position + 4], "big")
+        kind = data[position + 4 : position + 8]
+        end = position + 12 + length  # length, type, data, CRC
+        if end > len(data):
+            raise InvalidInput("That PNG picture is damaged.")
+        keyword = data[position + 8 : position + 8 + min(length, 80)].split(b"\x00", 1)[0]
+        if not (kind in _TEXT_CHUNKS and keyword == ILLUSTRATOR_KEY.encode()):
+            kept.append(data[position:end])
+        position = end
+    return b"".join(kept)

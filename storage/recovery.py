@@ -25,17 +25,18 @@ class RecoveryReport:
     """What the start-up check found and did."""
 
     integrity: str
-    removed_files: list[str] = field(default_factory=list)  # stray and temp files that no row knew
+    removed_files: list[str] = field(default_factory=list)  # temp files (partial writes) left by a crash
     removed_pictures: list[int] = field(default_factory=list)  # rows whose file was gone
+    set_aside_files: list[str] = field(default_factory=list)  # whole pictures no row knew: moved, never deleted
 
     @property
     def changed(self) -> bool:
         """Whether anything was repaired."""
-        return bool(self.removed_files or self.removed_pictures)
+        return bool(self.removed_files or self.removed_pictures or self.set_aside_files)
 
 
 def recover(db: Database, files: PictureFiles) -> RecoveryReport:
-    """Check the database, drop picture rows whose file is gone, remove files that no row knows; say what was done."""
+    """Check the database, drop picture rows whose file is gone, set aside files no row knows; say what was done."""
     # 1. the database itself: refuse to go on with a damaged one rather than damage it further
     integrity = db.check_integrity()
     if integrity != "ok" and not integrity.startswith("not checked"):
@@ -55,13 +56,17 @@ def recover(db: Database, files: PictureFiles) -> RecoveryReport:
     for picture_id in missing:
         logger.warning("Picture #%d had no file on disk; its row was removed (its message is kept)", picture_id)
 
-    # 3. files that no row knows (a crash between saving the file and committing its row) and temp files
-    removed = files.reconcile(known)
-    report = RecoveryReport(integrity, removed, missing)
+    # 3. files that no row knows (a crash between saving the file and committing its row, an older database
+    #    restored): set aside, never deleted; temp files (partial writes) removed
+    reconciled = files.reconcile(known)
+    report = RecoveryReport(
+        integrity, removed_files=reconciled.removed, removed_pictures=missing, set_aside_files=reconciled.set_aside
+    )
     if report.changed:
         logger.info(
-            "Start-up check: removed %d stray file(s) and %d picture row(s) without a file",
-            len(removed),
+            "Start-up check: set aside %d picture file(s); removed %d temp file(s), %d picture row(s) without a file",
+            len(reconciled.set_aside),
+            len(reconciled.removed),
             len(missing),
         )
     return report

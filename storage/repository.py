@@ -20,6 +20,9 @@ DEFAULT_TITLE = "New session"
 TITLE_WORDS = 6
 TITLE_CHARS = 60
 MAX_PAGE = 1000
+MAX_QUERY_CHARS = 200
+# Invisible characters that reorder or hide text (bidi overrides and isolates): a title never needs them.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
 _SESSION_ID = re.compile(r"[0-9a-f]{32}")
 _MAX_ROW_ID = 2**63 - 1
 
@@ -42,7 +45,7 @@ def _database_errors(method: Callable[P, R]) -> Callable[P, R]:
 
 def title_from_message(text: str) -> str:
     """A short session title from the writer's first message: its first few words, at most 60 characters."""
-    words = text.split()[:TITLE_WORDS]
+    words = "".join(ch for ch in text if ch not in _BIDI_CONTROLS).split()[:TITLE_WORDS]
     title = " ".join(words).strip(" .,;:!?-\"'")
     if len(title) > TITLE_CHARS:
         cut = title[: TITLE_CHARS - 1]
@@ -57,6 +60,8 @@ def _clean_title(title: str) -> str:
         raise InvalidInput("A session title cannot be empty.")
     if len(cleaned) > TITLE_MAX_CHARS:
         raise InvalidInput(f"A session title can have at most {TITLE_MAX_CHARS} characters.")
+    if any(ord(ch) < 32 or 127 <= ord(ch) < 160 or ch in _BIDI_CONTROLS for ch in cleaned):
+        raise InvalidInput("A session title cannot hold invisible control characters; please type it again.")
     return cleaned
 
 
@@ -106,6 +111,8 @@ class SessionRepository:
         """Sessions, most recently used first; `query` keeps those whose title, messages or prompts contain it."""
         _check_page(limit, offset)
         stmt = select(ChatSession)
+        if query is not None and len(query.strip()) > MAX_QUERY_CHARS:
+            raise InvalidInput(f"A search can be at most {MAX_QUERY_CHARS} characters long.")
         if query is not None and query.strip():
             pattern = _like_pattern(query.strip())
             in_messages = select(Message.id).where(

@@ -11,7 +11,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from illustrator.errors import IllustratorError, InvalidInput
-from illustrator.settings import AUTO, DECODERS, DEFAULT_IMAGE_MODEL, DEFAULT_REFINER_MODEL, Settings
+from illustrator.settings import (
+    AUTO,
+    DECODERS,
+    DEFAULT_IMAGE_MODEL,
+    DEFAULT_REFINER_MODEL,
+    QUANTIZATIONS,
+    Settings,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +67,12 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         default=env.get("ILLUSTRATOR_DECODER", AUTO),
         help="what decodes the final pictures: 'fast' (TAESD, about 10x faster on a CPU, a little softer), "
         "'full' (the model's VAE) or 'auto' (fast on the CPU, full on a GPU)",
+    )
+    parser.add_argument(
+        "--quantize",
+        choices=QUANTIZATIONS,
+        default=env.get("ILLUSTRATOR_QUANTIZE", "none"),
+        help="int8 for the UNet's linear layers with torchao (opt-in; see docs/PERFORMANCE.md)",
     )
 
 
@@ -155,7 +168,21 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--steps", type=int, default=None)
     generate.add_argument("--width", type=int, default=None)
     generate.add_argument("--height", type=int, default=None)
+    _add_data_commands(commands)
     return parser
+
+
+def _add_data_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    data_dir = Path(os.environ.get("ILLUSTRATOR_DATA_DIR", Path.home() / ".illustrator"))
+    backup = commands.add_parser("backup", help="copy the database and pictures while the app runs (safe)")
+    backup.add_argument("destination", type=Path, help="a new or empty folder")
+    hashing = commands.add_parser("hash-password", help="read a password, print NAME:HASH for the password file")
+    hashing.add_argument("name", nargs="?", default=None, help="the login name to print before the hash")
+    recover = commands.add_parser("recover-pictures", help="bring set-aside pictures back into their sessions")
+    for command in (backup, recover):
+        command.add_argument(
+            "--data-dir", type=Path, default=data_dir, help="the data folder (default: ~/.illustrator)"
+        )
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -179,6 +206,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         dtype=args.dtype,
         fast_decoder=args.fast_decoder,
         decoder=args.decoder,
+        quantize=getattr(args, "quantize", "none"),
         steps=int(steps) if steps else None,
         width=size[0] if size else getattr(args, "width", None),
         height=size[1] if size else getattr(args, "height", None),
@@ -202,6 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
+        if args.command in ("backup", "recover-pictures", "hash-password"):
+            return _data_command(args)
         settings = settings_from_args(args)
         if args.command == "serve":
             return _serve(settings)
@@ -213,6 +243,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     except IllustratorError as e:
         print(f"illustrator: {e}", file=sys.stderr)
         return 1
+
+
+def _data_command(args: argparse.Namespace) -> int:
+    if args.command == "hash-password":
+        import getpass
+
+        from illustrator.access import hash_password
+
+        password = getpass.getpass("Password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\r\n")
+        print(f"{args.name}:{hash_password(password)}" if args.name else hash_password(password))
+        return 0
+    data_dir = args.data_dir.expanduser().resolve()
+    if args.command == "backup":
+        from storage.backup import backup_data
+
+        report = backup_data(data_dir / "illustrator.db", data_dir / "pictures", args.destination)
+        print(f"Backed up {report.messages} message(s) and {report.pictures} picture(s) to {args.destination}.")
+        return 0
+    from storage.db import create_db
+    from storage.files import PictureFiles
+    from storage.setaside import recover_pictures
+
+    db = create_db(f"sqlite:///{data_dir / 'illustrator.db'}")
+    try:
+        found = recover_pictures(db, PictureFiles(data_dir / "pictures"))
+    finally:
+        db.dispose()
+    print(f"Brought back {found.restored} picture(s); {found.left} could not be placed and stay set aside.")
+    return 0
 
 
 def _serve(settings: Settings) -> int:

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import gradio as gr
 import uvicorn
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from gradio.routes import App as GradioApp
 from starlette.routing import Mount
 
@@ -23,6 +23,9 @@ from illustrator.errors import IllustratorError, NotFound
 from illustrator.export import storyboard_html
 from illustrator.library import Library
 from illustrator.settings import Settings
+from storage.pngmeta import without_private_metadata
+from ui.guard import guard_inputs
+from ui.hosts import HostGuard, allowed_hosts
 
 if TYPE_CHECKING:
     from illustrator.wiring import Illustrator
@@ -74,9 +77,11 @@ def share_routes(library: Library) -> APIRouter:
             return _not_found()
         try:
             path = library.shared_picture(token, int(picture_id))
-        except IllustratorError:
+            # someone else's copy: without our own JSON chunk (the internal session id and the plan)
+            data = without_private_metadata(path.read_bytes())
+        except (IllustratorError, OSError):
             return _not_found()
-        return FileResponse(path, media_type="image/png", headers=SHARE_HEADERS)
+        return Response(data, media_type="image/png", headers=SHARE_HEADERS)
 
     return router
 
@@ -184,6 +189,8 @@ def build_web_app(app: Illustrator, demo: gr.Blocks) -> FastAPI:
     )
     # As after demo.launch(): demo.close() then stops the mounted app's open streams (heartbeats) at once.
     demo.app = next(r.app for r in web.routes if isinstance(r, Mount) and isinstance(r.app, GradioApp))
+    guard_inputs(demo)  # Gradio's own input-file check (mounting leaves it off), text as text, unknown events 404
+    web.add_middleware(HostGuard, hosts=allowed_hosts(settings, lan_address()))  # Host, CORS, framing
     return web
 
 

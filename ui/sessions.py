@@ -202,7 +202,8 @@ def _open(sid: str | None) -> str:
 
 def _refresh(app: Illustrator, page: Page) -> Callable[[str | None], Updates]:
     def refresh(query: str | None = None) -> Updates:
-        rows, ids = session_samples(app, query)
+        with writer_errors():  # a search too long to run: one sentence
+            rows, ids = session_samples(app, query)
         return {page.sessions.sessions: gr.Dataset(samples=rows), page.session_ids: ids}
 
     return refresh

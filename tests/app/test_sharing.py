@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 import zipfile
 from pathlib import Path
@@ -39,14 +40,18 @@ def test_a_share_link_shows_one_session_and_nothing_once_revoked(serve: ServeFn,
     assert "a mermaid sitting near a waterfall" in page.text and "make her hair red" in page.text
     assert "lighthouse" not in page.text and other_id not in page.text and shared_id not in page.text
 
-    # The pictures on the page are the session's own files, byte for byte, metadata included.
-    on_disk = _files_on_disk(data_dir)
+    # The pictures on the page are the session's own files, with their parameters but not our private JSON chunk
+    # (the internal session id and the plan): every other byte is kept.
+    on_disk = {read_png_metadata(p)["parameters"]: p.read_bytes() for p in _files_on_disk(data_dir).values()}
     sources = re.findall(r'<img src="([^"]+)"', page.text)
     assert len(sources) == 2
     for source in sources:
         picture = httpx.get(httpx.URL(link).join(source))
         assert picture.status_code == 200 and picture.headers["content-type"] == "image/png"
-        assert hashlib.sha256(picture.content).hexdigest() in on_disk
+        shared = read_png_metadata(io.BytesIO(picture.content))
+        assert shared["illustrator"] is None and shared_id.encode() not in picture.content
+        original = on_disk[shared["parameters"]]
+        assert len(picture.content) < len(original) and b"illustrator" in original
     other_picture = f"{link}/pictures/{_picture_id(other_details)}.png"  # a real picture of another session
     assert httpx.get(other_picture).status_code == 404
 

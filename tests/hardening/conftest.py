@@ -69,3 +69,34 @@ def picture_files(data_dir: Path) -> list[Path]:
     """Every file under the pictures folder, temp files included."""
     root = data_dir / "pictures"
     return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+# The hardening figures, printed at the end of a run: how many hostile probes were tried, and what they found.
+# A leak, a freeze or a lost turn fails its test; the line counts the failed tests of each kind.
+PROBES: dict[str, int] = {}
+KINDS = {
+    "leaks": ("test_file_inputs", "test_hosts", "test_small_probes", "test_access", "test_logins"),
+    "freezes": ("test_import_freeze", "test_many_writers"),
+    "turns lost": ("test_data_safety", "test_crash", "test_faults"),
+}
+
+
+@pytest.fixture
+def probes(request: pytest.FixtureRequest) -> Callable[[int], None]:
+    """`probes(n)`: count n hostile probes tried by this test."""
+
+    def tried(count: int = 1) -> None:
+        PROBES[request.node.nodeid] = PROBES.get(request.node.nodeid, 0) + count
+
+    return tried
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not PROBES:
+        return
+    failed = [report.nodeid for report in terminalreporter.stats.get("failed", [])]
+    found = {kind: sum(any(f"/{m}.py" in n for m in modules) for n in failed) for kind, modules in KINDS.items()}
+    terminalreporter.write_line(
+        f"hardening figures: probes tried {sum(PROBES.values())}, leaks {found['leaks']}, "
+        f"freezes {found['freezes']}, turns lost {found['turns lost']}"
+    )

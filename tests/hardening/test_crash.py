@@ -125,7 +125,9 @@ def test_sigkill_in_the_middle_of_a_turn_loses_nothing_saved(server: Server, dat
     on_disk = _pictures_on_disk(data_dir)
     assert on_disk == {file_name: sha for _, file_name, sha in saved_pictures}  # every row's file, nothing else
     assert not stray.exists() and not temp.exists()
-    assert "Removed 2 stray picture file(s)" in server.log.read_text()
+    assert (data_dir / "set-aside" / stray.relative_to(data_dir / "pictures")).is_file()  # set aside, not deleted
+    log = server.log.read_text()
+    assert "Set aside 1 picture file(s)" in log and "Removed 1 unfinished temp file(s)" in log
 
     # 4. the writer reopens the session and goes on from the picture it ended on
     chat, _, details = client.predict(session_id, api_name="/open_session")

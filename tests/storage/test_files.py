@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from illustrator.errors import NotFound, StorageError
-from storage.files import PictureFiles
+from storage.files import PictureFiles, Reconciled
 from storage.pngmeta import parse_parameters_text, read_png_metadata
 
 
@@ -119,7 +119,7 @@ def test_a_damaged_file_gives_a_storage_error(files: PictureFiles) -> None:
         files.open_image(name)
 
 
-def test_reconcile_removes_strays_and_temp_files_only(files: PictureFiles) -> None:
+def test_reconcile_sets_strays_aside_and_removes_temp_files_only(files: PictureFiles) -> None:
     kept = _save(files, "red")
     stray = _save(files, "blue")
     folder = files.path(kept).parent
@@ -128,10 +128,13 @@ def test_reconcile_removes_strays_and_temp_files_only(files: PictureFiles) -> No
     users_own = folder / "notes.txt"
     users_own.write_text("not ours: never touched")
 
-    removed = files.reconcile({kept})
+    stray_bytes = files.path(stray).read_bytes()
 
-    assert sorted(removed) == sorted([stray, temp.relative_to(files.root).as_posix()])
+    done = files.reconcile({kept})
+
+    assert done.set_aside == [stray] and done.removed == [temp.relative_to(files.root).as_posix()]
+    assert (files.set_aside_root / stray).read_bytes() == stray_bytes  # moved whole, never deleted
     assert files.path(kept).is_file() and users_own.is_file()
-    assert not temp.exists()
-    assert files.reconcile({kept}) == []
-    assert PictureFiles(files.root / "never-created").reconcile(set()) == []
+    assert not temp.exists() and not (files.root / stray).exists()
+    assert files.reconcile({kept}) == Reconciled([], [])
+    assert PictureFiles(files.root / "never-created").reconcile(set()) == Reconciled([], [])
