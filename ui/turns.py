@@ -7,7 +7,7 @@ import logging
 import math
 import queue
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -90,9 +90,11 @@ class Turn:
         idle: Updates = {chat.send: gr.Button(value="Send", interactive=True), chat.waiting: ""}
         controls = (action, strength, seed, steps, size, negative, prompt, start)
         try:
-            for update in self._drive(text, sid, controls, base, progress):
+            # The picture and Send come back in one update: a writer who clicks Send on seeing the picture is heard.
+            finish = lambda: idle | self._reset(controls, pin)  # noqa: E731
+            for update in self._drive(text, sid, controls, base, progress, finish):
                 sid = update.get(self.page.session_id, sid)
-                yield update | busy
+                yield busy | update
         except GenerationCancelled:
             yield self._stopped(sid, base) | idle
             return
@@ -104,8 +106,6 @@ class Turn:
             logger.error("A turn failed", exc_info=e)
             gr.Warning(UNEXPECTED)
             yield idle
-            return
-        yield idle | self._reset(controls, pin)
 
     def redraw_for_page(
         self,
@@ -132,7 +132,13 @@ class Turn:
         )  # fmt: skip
 
     def _drive(
-        self, text: str, sid: str | None, controls: tuple[Any, ...], base: int | None, progress: gr.Progress
+        self,
+        text: str,
+        sid: str | None,
+        controls: tuple[Any, ...],
+        base: int | None,
+        progress: gr.Progress,
+        finish: Callable[[], Updates] = dict,
     ) -> Iterator[Updates]:
         """Check the turn, show the message, stream the previews, then show the result; domain errors propagate."""
         app, page = self.app, self.page
@@ -155,7 +161,7 @@ class Turn:
             page.session_id: sid,
             self.session_box: sid,
             page.base_picture: None,
-        }
+        } | finish()
 
     def _stopped(self, sid: str | None, base: int | None) -> Updates:
         """A cancelled turn: the chat says "Stopped." and the picture shown before the turn is back."""

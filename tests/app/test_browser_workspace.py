@@ -178,3 +178,21 @@ def test_each_session_has_its_own_address(serve: ServeFn, browser, tmp_path: Pat
         bookmark.locator("#chat button[aria-label='Share']").first.is_hidden()
     )
     bookmark.screenshot(path=str(tmp_path / "bookmark.png"), full_page=True)
+
+
+def test_redraw_with_the_edited_prompt(serve: ServeFn, browser, tmp_path: Path) -> None:  # noqa: F811
+    page = _open(browser, serve)
+    _send(page, "a mermaid sitting near a waterfall under a starlit sky")
+    _wait_for_pictures(page, 1)
+    _wait_idle(page)
+    seed = page.locator("#picture-details").inner_text().split("seed ")[1].split(" ")[0]
+    prompt = page.locator("#picture-prompt textarea")
+    assert "mermaid" in prompt.input_value()
+    prompt.fill("a mermaid with silver scales near a waterfall")
+    page.locator("#redraw").click()  # no new message typed
+    _wait_for_pictures(page, 2)
+    _wait_idle(page)
+    details = page.locator("#picture-details").inner_text()
+    assert "Picture #2" in details and "silver scales" in details and f"seed {seed} " in details
+    assert "your own prompt." in page.locator("#chat").inner_text()  # the reply says what was drawn
+    page.screenshot(path=str(tmp_path / "redrawn.png"), full_page=True)
