@@ -80,9 +80,13 @@ def wire_sessions(app: Illustrator, page: Page, demo: gr.Blocks) -> None:
     # The same, by id, for scripts and links.
     session_to_open = gr.Textbox(visible=False, label="session id")
     open_by_id = gr.Button(visible=False)
-    open_by_id.click(
-        lambda sid: open_session(app, page, sid), [session_to_open], page.opened, api_name="open_session", queue=False
-    ).then(show_panel, [page.session_id], panel_outputs, api_visibility="private")
+    api_opened = [o for o in page.opened if o is not page.picture.refined]  # the API's outputs stay as they were
+
+    def open_for_api(sid: str | None) -> Updates:
+        return {k: v for k, v in open_session(app, page, sid).items() if k in api_opened}
+
+    by_id = open_by_id.click(open_for_api, [session_to_open], api_opened, api_name="open_session", queue=False)
+    by_id.then(show_panel, [page.session_id], panel_outputs, api_visibility="private")
 
     def start_new_session() -> Updates:
         return open_session(app, page, None) | {page.chat.message: ""}
