@@ -26,7 +26,11 @@ PROPERTIES = {
     "no_leak": "no instruction wording or stale detail in the prompt",
     "strength": "the edit strength fits the size of the change",
     "visual": "literary words gained light / colour / composition terms",
+    "negative": "the negative prompt names what was removed and never what the prompt asks for",
+    "tells": "the reply says what changed, was refused, left out or dropped",
+    "fits": "the prompt fits the text encoder's 77 tokens (a conservative estimate)",
 }
+CLIP_TOKEN_BUDGET = 75
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,10 @@ class Expectation:
     prompt_excludes: tuple[str, ...] = ()  # words or phrases that must not be in the prompt
     strength_range: tuple[float, float] | None = None  # the plan must be an edit with a strength in it
     visual_terms: tuple[str, ...] = ()  # at least one must be in the prompt
+    negative_contains: tuple[str, ...] = ()  # each must be in the negative prompt
+    negative_excludes: tuple[str, ...] = ()  # none may be in the negative prompt
+    reply_contains: tuple[tuple[str, ...], ...] = ()  # each entry: alternatives, one must be in the reply
+    fits: bool = False  # the prompt must fit CLIP's budget
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,22 @@ class EvalReport:
         return sum(checked), len(checked)
 
     @property
+    def splits(self) -> list[str]:
+        """The splits of the cases, in the order they first appear."""
+        return list(dict.fromkeys(r.split for r in self.results))
+
+    @property
+    def properties(self) -> tuple[int, int]:
+        """(properties that held, properties checked) over every case: the issue's "share of properties"."""
+        checks = [passed for r in self.results for passed in r.checks.values()]
+        return sum(checks), len(checks)
+
+    def properties_of(self, split: str) -> tuple[int, int]:
+        """(properties that held, properties checked) among one split's cases."""
+        checks = [passed for r in self.results if r.split == split for passed in r.checks.values()]
+        return sum(checks), len(checks)
+
+    @property
     def overall(self) -> tuple[int, int]:
         """(cases with every property right, cases)."""
         return sum(r.passed for r in self.results), len(self.results)
@@ -119,7 +143,9 @@ class EvalReport:
             "refiner": self.refiner,
             "properties": {name: _counts(*self.pass_rate(name)) for name in PROPERTIES},
             "overall": _counts(*self.overall),
-            "overall_by_split": {split: _counts(*self.overall_of(split)) for split in ("dev", "holdout")},
+            "properties_checked": _counts(*self.properties),
+            "overall_by_split": {split: _counts(*self.overall_of(split)) for split in self.splits},
+            "properties_by_split": {split: _counts(*self.properties_of(split)) for split in self.splits},
             "seconds_per_plan": round(self.seconds_per_plan, 4),
             "llm_share": round(self.llm_share, 3),
             "tokens_per_second": round(self.tokens_per_second, 2) if self.tokens_per_second else None,
@@ -176,6 +202,12 @@ def _case(item: dict[str, Any]) -> EvalCase:
             prompt_excludes=tuple(expect.get("prompt_excludes", [])),
             strength_range=(float(strength[0]), float(strength[1])) if strength else None,
             visual_terms=tuple(expect.get("visual_terms", [])),
+            negative_contains=tuple(expect.get("negative_contains", [])),
+            negative_excludes=tuple(expect.get("negative_excludes", [])),
+            reply_contains=tuple(
+                (entry,) if isinstance(entry, str) else tuple(entry) for entry in expect.get("reply_contains", [])
+            ),
+            fits=bool(expect.get("fits", False)),
         ),
         replay=bool(item.get("replay", False)),
         split=str(item.get("split", "dev")),
@@ -213,7 +245,8 @@ def run_case(refiner: Refiner, case: EvalCase) -> CaseResult:
             valid = False
             failures.append(f"invalid plan for {message.content[:40]!r}")
         conversation.append(ChatMessage("assistant", plan.reply))
-        state = RefinerState(last_prompt=plan.prompt, last_negative_prompt=plan.negative_prompt, has_picture=True)
+        earlier = (*state.earlier, state.sheet) if state.sheet else state.earlier
+        state = RefinerState(plan.prompt, plan.negative_prompt, True, sheet=plan.sheet, earlier=earlier)
     assert plan is not None  # a case has at least one writer message to answer
     checks, reasons = score_plan(plan, case.expect)
     checks = {"valid": valid, **checks}
@@ -245,6 +278,9 @@ def _checked(expect: Expectation) -> list[str]:
         "no_leak": bool(expect.prompt_excludes),
         "strength": expect.strength_range is not None,
         "visual": bool(expect.visual_terms),
+        "negative": bool(expect.negative_contains or expect.negative_excludes),
+        "tells": bool(expect.reply_contains),
+        "fits": expect.fits,
     }
     return [name for name, there in present.items() if there]
 
@@ -275,6 +311,32 @@ def score_plan(plan: Plan, expect: Expectation) -> tuple[dict[str, bool], list[s
         checks["visual"] = any(re.search(rf"(?<!\w){re.escape(t.lower())}", prompt) for t in expect.visual_terms)
         if not checks["visual"]:
             reasons.append("no light / colour / composition term for the writer's words")
+    checks, reasons = _score_more(plan, expect, checks, reasons)
+    return checks, reasons
+
+
+def _score_more(
+    plan: Plan, expect: Expectation, checks: dict[str, bool], reasons: list[str]
+) -> tuple[dict[str, bool], list[str]]:
+    """The story sheet's properties: the negative prompt, what the reply tells, the token budget."""
+    if expect.negative_contains or expect.negative_excludes:
+        negative = plan.negative_prompt.lower()
+        missing = [w for w in expect.negative_contains if w.lower() not in negative]
+        named = [w for w in expect.negative_excludes if _has_phrase(negative, w)]
+        checks["negative"] = not missing and not named
+        reasons += [f"negative lacks {w!r}" for w in missing] + [f"negative has {w!r}" for w in named]
+    if expect.reply_contains:
+        reply = plan.reply.lower()
+        untold = [" or ".join(alts) for alts in expect.reply_contains if not any(a.lower() in reply for a in alts)]
+        checks["tells"] = not untold
+        reasons += [f"reply lacks {u!r}" for u in untold]
+    if expect.fits:
+        from illustrator.refining.render import estimate_tokens
+
+        tokens = estimate_tokens(plan.prompt)
+        checks["fits"] = tokens <= CLIP_TOKEN_BUDGET
+        if not checks["fits"]:
+            reasons.append(f"prompt is ~{tokens} tokens, over {CLIP_TOKEN_BUDGET}")
     return checks, reasons
 
 
@@ -288,8 +350,13 @@ def render_table(reports: Sequence[EvalReport]) -> str:
     lines = [header, "|---|" + "---|" * len(reports)]
     for name in PROPERTIES:
         lines.append(f"| {name} | " + " | ".join(_rate(*r.pass_rate(name)) for r in reports) + " |")
+    lines.append("| **properties checked** | " + " | ".join(f"**{_rate(*r.properties)}**" for r in reports) + " |")
+    splits = list(dict.fromkeys(result.split for report in reports for result in report.results))
+    for split in splits:
+        rates = " | ".join(_rate(*r.properties_of(split)) for r in reports)
+        lines.append(f"| properties checked, {split} cases | {rates} |")
     lines.append("| **all properties** | " + " | ".join(f"**{_rate(*r.overall)}**" for r in reports) + " |")
-    for split in ("dev", "holdout"):
+    for split in splits:
         lines.append(
             f"| all properties, {split} cases | " + " | ".join(_rate(*r.overall_of(split)) for r in reports) + " |"
         )

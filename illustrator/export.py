@@ -11,6 +11,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+from illustrator.credits import credit_line
 from illustrator.errors import StorageError
 from illustrator.service import MessageView, PictureView, SessionView
 
@@ -34,12 +35,13 @@ figcaption .prompt { color: #222; }
 
 
 def picture_caption_text(picture: PictureView) -> str:
-    """The one-line details of a picture: its number, action, parent, seed and steps."""
+    """The one-line details of a picture: its number, action, parent, seed, steps, model and credit."""
     parent = f", from picture #{picture.parent_id}" if picture.parent_id else ""
     strength = f", strength {picture.strength:.2f}" if picture.strength is not None else ""
     return (
         f"Picture #{picture.id} · {picture.action}{parent}{strength} · seed {picture.seed} · "
         f"{picture.steps} step{'s' if picture.steps != 1 else ''} · {picture.width}x{picture.height} · {picture.model}"
+        f" · {credit_line(picture.artists)}"
     )
 
 

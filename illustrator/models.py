@@ -15,6 +15,7 @@ from illustrator.settings import AUTO, DECODERS, NO_FAST_DECODER, OFFLINE_MODEL,
 if TYPE_CHECKING:
     import torch
 
+    from illustrator.drawing.base import DrawingBackend
     from illustrator.generator import Generator
     from illustrator.loading import ImagePipelines, ModelDefaults
     from illustrator.refiner import Refiner
@@ -67,6 +68,7 @@ class ModelManager:
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
         self._generator: Generator | None = None
+        self._backend: DrawingBackend | None = None
         self._refiner: Refiner | None = None
         self._status = ModelStatus(LoadState.LOADING)
 
@@ -95,6 +97,21 @@ class ModelManager:
             raise ModelUnavailable(self._status.summary)
         return self._generator
 
+    def backend(self) -> DrawingBackend:
+        """The drawing backend, once loaded: the local generator, or the Ray Serve deployment."""
+        if self._settings.backend == "ray":
+            self.wait()
+            if self._backend is None:
+                raise ModelUnavailable(self._status.summary)
+            return self._backend
+        generator = self.generator()
+        with self._lock:
+            if self._backend is None:
+                from illustrator.drawing.local import LocalBackend
+
+                self._backend = LocalBackend(generator)
+            return self._backend
+
     def refiner(self) -> Refiner:
         """The prompt refiner, once loaded."""
         self.wait()
@@ -108,15 +125,21 @@ class ModelManager:
         started = time.perf_counter()
         notices: list[str] = []
         try:
-            generator = load_generator(self._settings, notices)
-            refiner = load_refiner_for(self._settings, notices)
+            generator: Generator | DrawingBackend
+            if self._settings.backend == "ray":
+                from illustrator.drawing.ray_backend import connect_ray_backend
+
+                generator = self._backend = connect_ray_backend(self._settings, notices)
+            else:
+                generator = self._generator = load_generator(self._settings, notices)
+            refiner = sheet_refiner(load_refiner_for(self._settings, notices), generator)
         except Exception as e:  # the loader thread must always end with a status the UI can show
             logger.exception("Model loading failed")
             message = str(e) if isinstance(e, ModelUnavailable) else "The models could not be loaded; see the log."
             self._status = ModelStatus(LoadState.FAILED, notices=(*notices, message))
             self._ready.set()
             return
-        self._generator, self._refiner = generator, refiner
+        self._refiner = refiner
         placeholder = generator.is_placeholder
         if placeholder:
             notices.append(PLACEHOLDER_NOTICE)
@@ -130,6 +153,16 @@ class ModelManager:
         )
         logger.info("Models ready in %.1f s: %s", self._status.load_seconds, self._status.summary)
         self._ready.set()
+
+
+def sheet_refiner(refiner: Refiner, generator: object = None) -> Refiner:
+    """`refiner` behind the story sheet, counting prompt tokens with the image model's tokenizer when it has one."""
+    from illustrator.refining.render import estimate_tokens, tokenizer_counter
+    from illustrator.refining.turn import SheetRefiner
+
+    pipelines = getattr(generator, "pipelines", None)
+    tokenizer = getattr(getattr(pipelines, "text_to_image", None), "tokenizer", None)
+    return SheetRefiner(refiner, count=tokenizer_counter(tokenizer) if tokenizer is not None else estimate_tokens)
 
 
 def load_generator(settings: Settings, notices: list[str]) -> Generator:

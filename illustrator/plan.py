@@ -40,6 +40,8 @@ class RefinerState:
     last_negative_prompt: str | None = None
     has_picture: bool = False
     details: tuple[str, ...] = field(default_factory=tuple)  # established details, oldest first
+    sheet: dict[str, Any] | None = None  # the story sheet of that picture (illustrator/refining/sheet.py)
+    earlier: tuple[dict[str, Any], ...] = ()  # the sheets of the pictures before it, oldest first (for undo)
 
 
 @dataclass(frozen=True)
@@ -52,11 +54,17 @@ class Plan:
     strength: float | None
     reply: str
     source: str = "fallback"  # which refiner made it: "llm" or "fallback"
+    sheet: dict[str, Any] | None = None  # the story sheet the prompt was rendered from, when there is one
+    changes: tuple[str, ...] = ()  # what changed on the sheet, one line each ("hair: black → red")
 
     def to_dict(self) -> dict[str, Any]:
-        """The plan as plain JSON-able values (the schema the LLM is asked for, plus `source`)."""
+        """The plan as plain JSON-able values (the schema the LLM is asked for, `source`, the sheet and its diff)."""
         data = asdict(self)
         data["action"] = self.action.value
+        if self.sheet is None:  # a plan made without the story sheet keeps the schema it always had
+            del data["sheet"], data["changes"]
+        else:
+            data["changes"] = list(self.changes)
         return data
 
 

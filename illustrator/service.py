@@ -12,23 +12,24 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from illustrator.errors import GenerationFailed, InvalidInput, NotFound, StorageError
+from illustrator.credits import artists_in, credit_line
+from illustrator.errors import InvalidInput, NotFound, StorageError
 from illustrator.images import PictureSource, load_picture
 from illustrator.inputs import check_message, check_options
-from illustrator.latents import LatentCache
 from illustrator.overrides import honest_reply
 from illustrator.plan import Action, ChatMessage, Plan, RefinerState
+from illustrator.refining.history import set_lock, sheet_context
 from illustrator.settings import Settings
 from storage.db import Database
 from storage.files import PictureFiles
+from storage.pngmeta import with_artists
 from storage.repository import SessionRepository, title_from_message
 from storage.tables import Message, Picture
 
 if TYPE_CHECKING:
-    import torch
     from PIL import Image
 
-    from illustrator.generator import GeneratedPicture, GenerationParams, Generator
+    from illustrator.generator import GeneratedPicture
     from illustrator.models import ModelManager
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,8 @@ class PictureView:
     model: str
     parent_id: int | None
     created_at: datetime
+    artists: tuple[str, ...] = ()  # the artists its style is credited to; none: a general model output
+    sheet: dict[str, Any] | None = None  # the story sheet it was drawn from (None: drawn before sheets existed)
 
 
 @dataclass(frozen=True)
@@ -142,7 +145,6 @@ class TurnService:
         self._models = models
         self._cancel_events: dict[str, threading.Event] = {}
         self._cancel_lock = threading.Lock()
-        self._latents = LatentCache()  # an edit of a picture drawn here starts from its latents: no VAE encode
         self._warming: threading.Thread | None = None  # the refiner preparing the next turn
 
     # Turns ---------------------------------------------------------------------------------------
@@ -184,13 +186,9 @@ class TurnService:
             conversation = [ChatMessage(m.role, m.content) for m in repo.list_messages(chat.id)]  # type: ignore[arg-type]
             base = self._base_picture(repo, chat.id, options.base_picture_id)
 
-        # 3. refine the conversation into a plan
+        # 3. refine the conversation into a plan: a change to the story sheet of the picture it starts from
         report(0.05, "Refining the prompt…")
-        state = RefinerState(
-            last_prompt=base.prompt if base else None,
-            last_negative_prompt=base.negative_prompt if base else None,
-            has_picture=base is not None or start is not None,
-        )
+        state, conversation = self._sheet_state(session_id, base, start is not None, conversation)
         plan = self._apply_overrides(self._models.refiner().refine(conversation, state), options, state)
 
         # 4. draw
@@ -207,8 +205,6 @@ class TurnService:
         # 5. save the picture file, then the rows that point at it
         report(0.95, "Saving…")
         result = self._save_turn(session_id, plan, drawn, base)
-        if drawn.latents is not None:
-            self._latents.put(result.picture.file_name, drawn.latents, model_name=drawn.model_name)
 
         # 6. while the writer reads and types, the refiner prefills the conversation so far for the next turn
         self._prepare_next_turn([*conversation, ChatMessage("assistant", result.reply.content)], result.picture)
@@ -261,6 +257,26 @@ class TurnService:
             raise NotFound("That picture does not belong to this session.")
         return self._picture_view(picture)
 
+    def _sheet_state(
+        self, session_id: str, base: PictureView | None, has_start: bool, conversation: list[ChatMessage]
+    ) -> tuple[RefinerState, list[ChatMessage]]:
+        """The refiner's state with the base picture's sheet and the sheets before it; brings a character asked for."""
+        with self._db.session() as db:
+            context = sheet_context(SessionRepository(db), session_id, base.id if base else None, conversation)
+        state = RefinerState(
+            last_prompt=base.prompt if base else None,
+            last_negative_prompt=base.negative_prompt if base else None,
+            has_picture=base is not None or has_start,
+            sheet=context.sheet,
+            earlier=context.earlier,
+        )
+        return state, context.conversation
+
+    def set_lock(self, picture_id: int, subject: str, attribute: str, locked: bool) -> dict[str, Any]:
+        """Lock or unlock one attribute on a picture's story sheet (a click on the sheet); returns the new sheet."""
+        with self._db.transaction() as db:
+            return set_lock(SessionRepository(db), picture_id, subject, attribute, locked)
+
     def _apply_overrides(self, plan: Plan, options: TurnOptions, state: RefinerState) -> Plan:
         action = options.action or plan.action
         if action is not Action.NEW and not state.has_picture:
@@ -287,10 +303,10 @@ class TurnService:
         preview: Preview | None,
         cancel: threading.Event,
     ) -> GeneratedPicture:
-        from illustrator.generator import OUT_OF_MEMORY, GenerationParams, is_out_of_memory, release_memory
+        from illustrator.generator import GenerationParams
 
-        generator = self._models.generator()
-        defaults = generator.defaults
+        backend = self._models.backend()  # local or remote: the service never sees a pipeline
+        defaults = backend.defaults
         editing = plan.action is Action.EDIT
         seed = options.seed
         if seed is None:
@@ -311,45 +327,35 @@ class TurnService:
         def on_step(done: int, total: int) -> None:
             report(0.15 + 0.8 * done / max(total, 1), f"Drawing… step {done} of {total}")
 
-        try:
-            if editing:
-                image = start if start is not None else self._start_of(base, generator, params)
-                return generator.image_to_image(image, params, progress=on_step, cancel=cancel, preview=preview)
-            return generator.text_to_image(params, progress=on_step, cancel=cancel, preview=preview)
-        except (MemoryError, RuntimeError) as e:  # whichever generator it is, running out of memory reads the same
-            if not is_out_of_memory(e):
-                raise
-            logger.error("Out of memory while drawing: %s", e)
-            release_memory()
-            raise GenerationFailed(OUT_OF_MEMORY) from e
+        if editing:
+            image = start if start is not None else self._start_of(base)
+            return backend.image_to_image(image, params, progress=on_step, preview=preview, cancel=cancel)
+        return backend.text_to_image(params, progress=on_step, preview=preview, cancel=cancel)
 
-    def _start_of(
-        self, base: PictureView | None, generator: Generator, params: GenerationParams
-    ) -> Image.Image | torch.Tensor:
-        """What an edit starts from: the kept latents of the picture when they fit, else its PNG (encoded again)."""
+    def _start_of(self, base: PictureView | None) -> Image.Image:
+        """What an edit starts from: the picture as stored (the backend finds the latents it kept for it)."""
         if base is None:
             raise InvalidInput("There is no picture to edit yet.")
         try:
-            # read even when its latents are kept (a few ms): the writer edits the picture they see, which must exist
-            picture = self._files.open_image(base.file_name)
+            return self._files.open_image(base.file_name)
         except (NotFound, StorageError) as e:
             logger.error("Picture #%d (%s) cannot be read: %s", base.id, base.file_name, e)
             raise StorageError(
                 f"Picture #{base.id}, the one to edit, is damaged or missing on disk; "
                 "choose “New picture” under the controls to go on."
             ) from e
-        shape = generator.latent_shape(params.width, params.height)
-        latents = self._latents.get(base.file_name, model_name=generator.model_name, shape=shape)
-        return latents if latents is not None else picture
 
     def _save_turn(self, session_id: str, plan: Plan, drawn: GeneratedPicture, base: PictureView | None) -> TurnResult:
         params = drawn.params
         parent_id = base.id if base and plan.action is not Action.NEW else None
         with self._db.session() as db:
             turn = max((m.turn for m in SessionRepository(db).list_messages(session_id)), default=0)
+        artists = artists_in(params.prompt)  # credited apart from the prompt: what the picture was drawn after
         metadata = {"session_id": session_id, "turn": turn, "parent_id": parent_id, "plan": plan.to_dict()}
+        metadata.update(artists=artists, credit=credit_line(artists))
         # The file is complete on disk (temp file, fsync, rename) before any row points at it.
-        saved = self._files.save(drawn.image, parameters_text=drawn.parameters_text(), metadata=metadata)
+        text = with_artists(drawn.parameters_text(), artists)
+        saved = self._files.save(drawn.image, parameters_text=text, metadata=metadata)
         try:
             with self._db.transaction() as db:
                 repo = SessionRepository(db)
@@ -370,9 +376,12 @@ class TurnService:
                     prompt=params.prompt,
                     negative_prompt=params.negative_prompt,
                     parent_id=parent_id,
+                    sheet_json=json.dumps(plan.sheet) if plan.sheet is not None else None,
                 )
+                picture.artists = artists or None
+                reply_text = f"{plan.reply} ({credit_line(artists)}.)" if artists else plan.reply
                 reply = repo.add_message(
-                    session_id, "assistant", plan.reply, plan_json=json.dumps(plan.to_dict()), picture_id=picture.id
+                    session_id, "assistant", reply_text, plan_json=json.dumps(plan.to_dict()), picture_id=picture.id
                 )
                 picture_view = self._picture_view(picture)
                 reply_view = message_view(reply, {picture.id: picture_view})
@@ -414,4 +423,6 @@ def picture_view(picture: Picture, pictures_root: Path) -> PictureView:
         model=picture.model,
         parent_id=picture.parent_id,
         created_at=picture.created_at,
+        artists=tuple(picture.artists or ()),
+        sheet=json.loads(picture.sheet_json) if picture.sheet_json else None,
     )

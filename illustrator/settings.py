@@ -42,6 +42,10 @@ class Settings:
     queue_size: int = 32  # turns waiting to be drawn; one more is told at once that the app is busy
     logins: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # (name, password) pairs for the login
     no_login: bool = False  # serve on the network without a login, because the writer asked to
+    backend: str = "local"  # where pictures are drawn: "local" (this process) or "ray" (a Ray Serve deployment)
+    ray_address: str = "auto"  # the Ray cluster for the ray backend: "auto", "local" or "ray://HOST:PORT"
+    ray_replicas: int = 1  # image model replicas (each loads the model once)
+    ray_gpus_per_replica: float = 0.0  # 0 draws on the workers' CPUs
 
     @property
     def pictures_dir(self) -> Path:

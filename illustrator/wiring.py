@@ -8,6 +8,7 @@ from illustrator.library import Library
 from illustrator.models import ModelManager
 from illustrator.service import TurnService
 from illustrator.settings import Settings
+from illustrator.stories import StoryService
 from storage.db import create_db
 from storage.files import PictureFiles
 from storage.recovery import recover
@@ -23,6 +24,7 @@ class Illustrator:
     models: ModelManager
     files: PictureFiles
     library: Library
+    stories: StoryService
 
 
 def wire(settings: Settings, *, start_models: bool = True) -> Illustrator:
@@ -34,6 +36,7 @@ def wire(settings: Settings, *, start_models: bool = True) -> Illustrator:
     service = TurnService(settings, db, files, models)
     thumbnails = Thumbnails(settings.thumbnails_dir.resolve(), files)
     library = Library(db, files, thumbnails, exports=settings.exports_dir.resolve())
+    stories = StoryService(db, service, library)
     if start_models:
         models.start()
-    return Illustrator(settings, service, models, files, library)
+    return Illustrator(settings, service, models, files, library, stories)

@@ -111,9 +111,35 @@ def _v2_share_tokens(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE UNIQUE INDEX ix_sessions_share_token ON sessions (share_token)")
 
 
+def _v6_story_mode(conn: Connection) -> None:
+    """Add each picture's credited artists, and the story (passage and beats) of a session in story mode."""
+    conn.exec_driver_sql("ALTER TABLE pictures ADD COLUMN artists JSON")
+    md = MetaData()
+    Table("sessions", md, Column("id", String(32), primary_key=True))
+    Table(
+        "stories",
+        md,
+        Column("id", Integer, primary_key=True),
+        Column("session_id", String(32), ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False),
+        Column("passage", Text, nullable=False),
+        Column("beats_json", Text, nullable=False),
+        Column("created_at", DateTime, nullable=False),
+        Column("updated_at", DateTime, nullable=False),
+        Index("ix_stories_session_id", "session_id", unique=True),
+    )
+    md.tables["stories"].create(conn)
+
+
+def _v3_picture_sheets(conn: Connection) -> None:
+    """Add the story sheet each picture was drawn from (JSON text; NULL for pictures drawn before sheets)."""
+    conn.exec_driver_sql("ALTER TABLE pictures ADD COLUMN sheet_json TEXT")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _v1_initial_schema),
     Migration(2, "share tokens for sessions", _v2_share_tokens),
+    Migration(3, "story sheet of each picture", _v3_picture_sheets),
+    Migration(6, "artists credited on pictures; stories and their beats", _v6_story_mode),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -20,6 +21,7 @@ _KEY = re.compile(r"\w[\w \-/]*")
 MAX_KEY_CHARS = 100
 _SIZE = re.compile(r"^(\d+)x(\d+)$")
 _NEGATIVE = "Negative prompt:"
+STYLE_AFTER_KEY = "Style after"  # the artists a picture is credited to, as a settings pair other tools show
 
 
 def _quote(value: object) -> str:
@@ -77,6 +79,13 @@ def build_parameters_text(
     return "\n".join(lines)
 
 
+def with_artists(parameters_text: str, artists: Sequence[str]) -> str:
+    """The parameters text with a `Style after: ...` pair on its settings line, when the picture credits artists."""
+    if not artists:
+        return parameters_text
+    return f"{parameters_text}, {STYLE_AFTER_KEY}: {_quote(', '.join(artists))}"
+
+
 def _convert(result: dict[str, Any], key: str, value: str) -> None:
     """Store one settings pair under our name and type; unknown or unreadable pairs go to `extra`."""
     try:
@@ -94,6 +103,8 @@ def _convert(result: dict[str, Any], key: str, value: str) -> None:
             result["model"] = value
         elif key == "Denoising strength":
             result["strength"] = float(value)
+        elif key == STYLE_AFTER_KEY:
+            result["artists"] = [name.strip() for name in value.split(",") if name.strip()]
         else:
             result["extra"][key] = value
     except ValueError:
@@ -159,6 +170,7 @@ def parse_parameters_text(text: str) -> dict[str, Any]:
         "height": None,
         "model": None,
         "strength": None,
+        "artists": [],
         "extra": {},
     }
     lines = str(text).strip().replace("\r\n", "\n").split("\n")

@@ -97,11 +97,17 @@ class SessionRepository:
         return chat_session
 
     @_database_errors
-    def get_session(self, session_id: str) -> ChatSession:
-        """The session with this id, or NotFound."""
+    def get_session(self, session_id: str, *, for_update: bool = False) -> ChatSession:
+        """The session with this id, or NotFound; `for_update` locks its row until the transaction ends.
+
+        Locking the session's row (SELECT ... FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the
+        write lock) makes read-then-write units on one session, such as numbering its next turn, take turns.
+        """
         if not isinstance(session_id, str) or not _SESSION_ID.fullmatch(session_id):
             raise NotFound("That session does not exist.")
-        chat_session = self.db.get(ChatSession, session_id)
+        chat_session = self.db.get(
+            ChatSession, session_id, with_for_update=for_update or None, populate_existing=for_update
+        )
         if chat_session is None:
             raise NotFound("That session does not exist.")
         return chat_session
@@ -154,7 +160,7 @@ class SessionRepository:
     @_database_errors
     def share_session(self, session_id: str) -> str:
         """The unguessable token of a session's read-only share link, made on first use."""
-        chat_session = self.get_session(session_id)
+        chat_session = self.get_session(session_id, for_update=True)
         if chat_session.share_token is None:
             chat_session.share_token = secrets.token_urlsafe(24)
             self.db.flush()
@@ -190,7 +196,7 @@ class SessionRepository:
         """Add a message: a user message opens the next turn, an assistant message answers in the current one."""
         if role not in ROLES:
             raise InvalidInput(f"`role` must be one of {', '.join(ROLES)}, not {role!r}.")
-        chat_session = self.get_session(session_id)
+        chat_session = self.get_session(session_id, for_update=True)  # the next turn's number is read, then written
         if picture_id is not None and self.get_picture(picture_id).session_id != session_id:
             raise InvalidInput("A message can only show a picture of its own session.")
         turn = self._current_turn(session_id)
@@ -238,9 +244,10 @@ class SessionRepository:
         strength: float | None = None,
         parent_id: int | None = None,
         turn: int | None = None,
+        sheet_json: str | None = None,
     ) -> Picture:
         """Record a picture saved on disk; `turn` defaults to the session's current turn."""
-        chat_session = self.get_session(session_id)
+        chat_session = self.get_session(session_id, for_update=True)
         if parent_id is not None:
             self.get_picture(parent_id)
         picture = Picture(
@@ -260,6 +267,7 @@ class SessionRepository:
             prompt=prompt,
             negative_prompt=negative_prompt,
             parent_id=parent_id,
+            sheet_json=sheet_json,
         )
         self.db.add(picture)
         self.touch(chat_session)

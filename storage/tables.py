@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime, timezone
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     CheckConstraint,
     DateTime,
@@ -124,5 +125,21 @@ class Picture(Base):
     negative_prompt: Mapped[str] = mapped_column(Text, default="")
     parent_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("pictures.id", ondelete="SET NULL"), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    artists: Mapped[list[str] | None] = mapped_column(JSON, default=None)  # credited apart from the prompt; None: none
+    sheet_json: Mapped[str | None] = mapped_column(Text, default=None)  # the story sheet it was drawn from
 
     session: Mapped[ChatSession] = relationship(back_populates="pictures")
+
+
+class Story(Base):
+    """A session's story in story mode: the passage and its beats (JSON: spans, prompts, chosen pictures)."""
+
+    __tablename__ = "stories"
+    __table_args__ = (Index("ix_stories_session_id", "session_id", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[str] = mapped_column(String(32), ForeignKey("sessions.id", ondelete="CASCADE"))
+    passage: Mapped[str] = mapped_column(Text)
+    beats_json: Mapped[str] = mapped_column(Text, default="[]")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from illustrator.errors import IllustratorError, InvalidInput
 from illustrator.settings import (
@@ -19,6 +20,8 @@ from illustrator.settings import (
     QUANTIZATIONS,
     Settings,
 )
+from illustrator.story_cli import COMMANDS as STORY_COMMANDS
+from illustrator.story_cli import add_story_commands, run_story_command
 
 logger = logging.getLogger(__name__)
 
@@ -148,15 +151,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="how many turns may wait to be drawn before writers are told the app is busy (default: 32)",
     )
 
+    _add_backend_options(serve)
+
     refine = commands.add_parser("refine", help="read a conversation (JSON list of {role, content}) on stdin")
     _add_model_options(refine)
     refine.add_argument("--last-prompt", default=None, help="the prompt of the picture the next turn would edit")
+    refine.add_argument(
+        "--sheet", type=Path, default=None, help="that picture's story sheet (JSON, as a plan shows it)"
+    )
 
     evaluate = commands.add_parser("evaluate", help="score the refiner on the evaluation set (a table per property)")
     _add_model_options(evaluate)
     evaluate.add_argument(
         "--set", type=Path, default=None, help="evaluation set (default: assets/eval/refiner_eval.json)"
     )
+    evaluate.add_argument("--flat", action="store_true", help="score the flat-prompt refiner, without the story sheet")
     evaluate.add_argument("--json", type=Path, default=None, help="also write the full results (every plan) here")
 
     generate = commands.add_parser("generate", help="draw one picture from a prompt into a PNG file")
@@ -169,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--width", type=int, default=None)
     generate.add_argument("--height", type=int, default=None)
     _add_data_commands(commands)
+    add_story_commands(commands, _add_model_options)
     return parser
 
 
@@ -215,7 +225,41 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         queue_size=getattr(args, "queue_size", 32),
         logins=collect_logins(getattr(args, "auth", []), getattr(args, "password_file", None)),
         no_login=getattr(args, "no_login", False),
+        **_backend_settings(args),
     )
+
+
+def _add_backend_options(parser: argparse.ArgumentParser) -> None:
+    env = os.environ
+    parser.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default=env.get("ILLUSTRATOR_BACKEND", "local"),
+        help="where pictures are drawn: in this process (local, the default) or on a Ray Serve cluster (ray)",
+    )
+    parser.add_argument(
+        "--ray-address",
+        default=env.get("ILLUSTRATOR_RAY_ADDRESS", "auto"),
+        help="the Ray cluster: auto (the one this machine belongs to), ray://HOST:PORT, or local (start one here)",
+    )
+    parser.add_argument("--ray-replicas", type=_positive_int, default=env.get("ILLUSTRATOR_RAY_REPLICAS", "1"))
+    parser.add_argument(
+        "--ray-gpus", type=float, default=env.get("ILLUSTRATOR_RAY_GPUS", "0"), help="GPUs per replica (0: CPU)"
+    )
+
+
+def _backend_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The drawing backend's settings (serve only; the other commands draw in this process)."""
+    if not hasattr(args, "backend"):
+        return {}
+    if args.backend not in ("local", "ray"):  # from the environment: argparse does not check defaults
+        raise InvalidInput(f"The backend must be local or ray, not {args.backend!r}.")
+    return {
+        "backend": args.backend,
+        "ray_address": args.ray_address,
+        "ray_replicas": int(args.ray_replicas),
+        "ray_gpus_per_replica": float(args.ray_gpus),
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -239,6 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _refine(settings, args)
         if args.command == "evaluate":
             return _evaluate(settings, args)
+        if args.command in STORY_COMMANDS:
+            return run_story_command(settings, args)
         return _generate(settings, args)
     except IllustratorError as e:
         print(f"illustrator: {e}", file=sys.stderr)
@@ -291,7 +337,7 @@ def _serve(settings: Settings) -> int:
 
 
 def _refine(settings: Settings, args: argparse.Namespace) -> int:
-    from illustrator.models import load_refiner_for
+    from illustrator.models import load_refiner_for, sheet_refiner
     from illustrator.plan import ChatMessage, RefinerState
 
     try:
@@ -300,21 +346,36 @@ def _refine(settings: Settings, args: argparse.Namespace) -> int:
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise InvalidInput('Expected a JSON list of {"role": ..., "content": ...} messages on stdin.') from e
     notices: list[str] = []
-    refiner = load_refiner_for(settings, notices)
+    refiner = sheet_refiner(load_refiner_for(settings, notices))  # the plan carries the change and the sheet
     for notice in notices:
         logger.warning(notice)
-    state = RefinerState(last_prompt=args.last_prompt, has_picture=args.last_prompt is not None)
+    sheet = _read_json(args.sheet) if args.sheet else None
+    state = RefinerState(
+        last_prompt=args.last_prompt, has_picture=args.last_prompt is not None or sheet is not None, sheet=sheet
+    )
     print(json.dumps(refiner.refine(conversation, state).to_dict(), indent=2))
     return 0
 
 
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise InvalidInput(f"Could not read the story sheet {path}: {e}") from e
+    if not isinstance(data, dict):
+        raise InvalidInput(f"The story sheet {path} is not a JSON object.")
+    return data
+
+
 def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
     from illustrator.evaluation import DEFAULT_EVAL_SET, evaluate, load_eval_set, render_failures, render_table
-    from illustrator.models import load_refiner_for
+    from illustrator.models import load_refiner_for, sheet_refiner
 
     cases = load_eval_set(args.set or DEFAULT_EVAL_SET)
     notices: list[str] = []
     refiner = load_refiner_for(settings, notices)
+    if not args.flat:
+        refiner = sheet_refiner(refiner)
     for notice in notices:
         logger.warning(notice)
     report = evaluate(refiner, cases)
@@ -328,9 +389,10 @@ def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
 def _generate(settings: Settings, args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
+    from illustrator.credits import artists_in, credit_line
     from illustrator.generator import GenerationParams
     from illustrator.models import load_generator
-    from storage.pngmeta import make_pnginfo
+    from storage.pngmeta import make_pnginfo, with_artists
 
     notices: list[str] = []
     generator = load_generator(settings, notices)
@@ -347,7 +409,9 @@ def _generate(settings: Settings, args: argparse.Namespace) -> int:
         height=args.height or defaults.height,
     )
     picture = generator.text_to_image(params)
-    picture.image.save(args.output, pnginfo=make_pnginfo(picture.parameters_text(), {"params": asdict(picture.params)}))
+    artists = artists_in(args.prompt)
+    ours = {"params": asdict(picture.params), "artists": artists, "credit": credit_line(artists)}
+    picture.image.save(args.output, pnginfo=make_pnginfo(with_artists(picture.parameters_text(), artists), ours))
     placeholder = " (placeholder model: random noise, not a real picture)" if generator.is_placeholder else ""
     print(f"Wrote {args.output} in {picture.seconds:.2f} s{placeholder}")
     return 0

@@ -6,6 +6,7 @@ from typing import Any
 
 import gradio as gr
 
+from illustrator.credits import credit_line
 from illustrator.service import MessageView, PictureView, SessionView
 from illustrator.wiring import Illustrator
 from ui.server import lan_address
@@ -20,6 +21,7 @@ def picture_caption(picture: PictureView) -> str:
         f"{picture.steps} step{'s' if picture.steps != 1 else ''} · "
         f"{picture.width}x{picture.height} · {picture.model}{parent}\n\n**Prompt:** {picture.prompt}"
         + (f"\n\n**Negative:** {picture.negative_prompt}" if picture.negative_prompt else "")
+        + f"\n\n**Credit:** {credit_line(picture.artists)}"
     )
 
 

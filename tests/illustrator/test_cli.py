@@ -35,7 +35,28 @@ def test_refine_prints_a_plan(data_dir: Path) -> None:
     plan = json.loads(result.stdout)
     assert plan["action"] == "edit"
     assert "red hair" in plan["prompt"] and "make her" not in plan["prompt"]
-    assert set(plan) >= {"prompt", "negative_prompt", "action", "strength", "reply"}
+    assert set(plan) >= {"prompt", "negative_prompt", "action", "strength", "reply", "sheet", "changes"}
+    assert "+ red hair" in plan["changes"] and plan["sheet"]["focus"] == "mermaid"
+
+
+def test_refine_continues_from_a_story_sheet(data_dir: Path, tmp_path: Path) -> None:
+    sheet = tmp_path / "sheet.json"
+    sheet.write_text(
+        json.dumps(
+            {
+                "cast": [{"key": "girl", "name": "girl", "attributes": {"hair": "blue hair"}}],
+                "visible": ["girl"],
+                "focus": "girl",
+            }
+        )
+    )
+    conversation = [{"role": "user", "content": "make her hair red"}]
+    result = run_cli("refine", "--sheet", str(sheet), stdin=json.dumps(conversation), data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert (
+        plan["changes"] == ["hair: blue → red"] and plan["sheet"]["cast"][0]["attributes"]["hair"]["text"] == "red hair"
+    )
 
 
 def test_refine_refuses_what_is_not_a_conversation(data_dir: Path) -> None:

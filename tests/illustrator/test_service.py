@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from illustrator.drawing import DrawingBackend
 from illustrator.errors import GenerationCancelled, InvalidInput, NotFound
 from illustrator.library import Library
 from illustrator.models import ModelManager, load_generator
@@ -44,6 +45,11 @@ class StaticModels(ModelManager):
     def generator(self):  # type: ignore[override]
         return self._generator_instance
 
+    def backend(self) -> DrawingBackend:
+        if isinstance(self._generator_instance, DrawingBackend):
+            return self._generator_instance
+        return super().backend()
+
     def refiner(self) -> Refiner:
         return self._refiner_instance
 
@@ -54,12 +60,23 @@ def tiny_generator(tmp_path_factory: pytest.TempPathFactory):
     return load_generator(settings, [])
 
 
+@pytest.fixture(params=["local", pytest.param("ray", marks=pytest.mark.ray)])
+def drawing(request: pytest.FixtureRequest, tiny_generator):
+    """What draws: the tiny model in this process, or 2 replicas of it on a real local Ray cluster."""
+    if request.param == "local":
+        return tiny_generator
+    return request.getfixturevalue("ray_drawing")
+
+
 def plan(prompt: str, action: Action = Action.NEW, strength: float | None = None) -> Plan:
     return Plan(prompt=prompt, negative_prompt="blurry", action=action, strength=strength, reply="Here it is.")
 
 
-def make_service(data_dir: Path, generator, refiner: Refiner) -> tuple[TurnService, PictureFiles]:
-    settings = Settings(data_dir=data_dir, offline=True, max_message_chars=200)
+def make_service(
+    data_dir: Path, generator, refiner: Refiner, database_url: str | None = None
+) -> tuple[TurnService, PictureFiles]:
+    """A turn service over `generator` (a Generator, or any DrawingBackend) and a database (SQLite by default)."""
+    settings = Settings(data_dir=data_dir, offline=True, max_message_chars=200, database_url=database_url)
     files = PictureFiles(settings.pictures_dir)
     db = create_db(settings.resolved_database_url)
     return TurnService(settings, db, files, StaticModels(settings, generator, refiner)), files
@@ -73,13 +90,13 @@ def library_for(service: TurnService, data_dir: Path) -> Library:
     )
 
 
-def test_new_then_edit_then_new(data_dir: Path, tiny_generator) -> None:
+def test_new_then_edit_then_new(data_dir: Path, drawing, database_url: str) -> None:
     refiner = ScriptedRefiner(
         plan("a mermaid near a waterfall, starlit sky"),
         plan("a mermaid with red hair near a waterfall, starlit sky", Action.EDIT, 0.6),
         plan("a lighthouse on a cliff", Action.NEW),
     )
-    service, files = make_service(data_dir, tiny_generator, refiner)
+    service, files = make_service(data_dir, drawing, refiner, database_url)
 
     first = service.send(None, "a mermaid sitting near a waterfall under a starlit sky")
     assert first.picture.action == "new" and first.picture.parent_id is None
@@ -111,14 +128,14 @@ def test_new_then_edit_then_new(data_dir: Path, tiny_generator) -> None:
     assert library_for(service, data_dir).list_sessions()[0].id == first.session_id
 
 
-def test_overrides_and_branching(data_dir: Path, tiny_generator) -> None:
+def test_overrides_and_branching(data_dir: Path, drawing, database_url: str) -> None:
     refiner = ScriptedRefiner(
         plan("a fox in the snow"),
         plan("a red fox in the snow", Action.EDIT, 0.5),
         plan("ignored by the override", Action.EDIT, 0.5),
         plan("a fox in the snow", Action.VARIATION),
     )
-    service, _ = make_service(data_dir, tiny_generator, refiner)
+    service, _ = make_service(data_dir, drawing, refiner, database_url)
     first = service.send(None, "a fox in the snow", TurnOptions(seed=1234))
     assert first.picture.seed == 1234
 
@@ -139,8 +156,8 @@ def test_overrides_and_branching(data_dir: Path, tiny_generator) -> None:
     assert variation.picture.seed != branch.picture.seed
 
 
-def test_bad_input_stores_nothing(data_dir: Path, tiny_generator) -> None:
-    service, _ = make_service(data_dir, tiny_generator, FallbackRefiner())
+def test_bad_input_stores_nothing(data_dir: Path, drawing, database_url: str) -> None:
+    service, _ = make_service(data_dir, drawing, FallbackRefiner(), database_url)
     with pytest.raises(InvalidInput, match="type a message"):
         service.send(None, "  \n ")
     with pytest.raises(InvalidInput, match="too long"):
@@ -150,8 +167,8 @@ def test_bad_input_stores_nothing(data_dir: Path, tiny_generator) -> None:
     assert library_for(service, data_dir).list_sessions() == []
 
 
-def test_a_failed_picture_keeps_the_message_and_the_next_turn_works(data_dir: Path, tiny_generator) -> None:
-    service, files = make_service(data_dir, tiny_generator, FallbackRefiner())
+def test_a_failed_picture_keeps_the_message_and_the_next_turn_works(data_dir: Path, drawing, database_url: str) -> None:
+    service, files = make_service(data_dir, drawing, FallbackRefiner(), database_url)
     first = service.send(None, "a castle on a hill")
     with pytest.raises(InvalidInput, match="width"):  # out of range: refused before anything is stored
         service.send(first.session_id, "make it wider", TurnOptions(width=70))
@@ -169,8 +186,8 @@ def test_a_failed_picture_keeps_the_message_and_the_next_turn_works(data_dir: Pa
     assert after.picture.parent_id == first.picture.id
 
 
-def test_cancel_stops_the_picture_and_the_queue_moves_on(data_dir: Path, tiny_generator) -> None:
-    service, files = make_service(data_dir, tiny_generator, FallbackRefiner())
+def test_cancel_stops_the_picture_and_the_queue_moves_on(data_dir: Path, drawing, database_url: str) -> None:
+    service, files = make_service(data_dir, drawing, FallbackRefiner(), database_url)
     session = library_for(service, data_dir).create_session()
 
     def cancel_at_first_step(fraction: float, text: str) -> None:

@@ -1,4 +1,5 @@
-"""Storage fixtures: a real SQLite file per test (handlers run on threads; `:memory:` would hide that)."""
+"""Storage fixtures: a real SQLite file per test (handlers run on threads; `:memory:` would hide that), and the same
+tests again on a real PostgreSQL server (marker `postgres`)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,14 @@ from storage.repository import SessionRepository
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    """The URL of a database file in a folder that does not exist yet."""
+def db_url(database_url: str) -> str:
+    """The URL of an empty database: a SQLite file in a folder that does not exist yet, or a PostgreSQL database."""
+    return database_url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """The URL of a SQLite database file in a folder that does not exist yet (for what only SQLite has)."""
     return f"sqlite:///{tmp_path / 'data' / 'illustrator.db'}"
 
 

@@ -1,0 +1,167 @@
+"""One turn on the story sheet: read the message as a change, apply it, render the prompt, say what changed."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from illustrator.errors import InvalidInput, PlanError
+from illustrator.fewshot import FewShotRefiner
+from illustrator.plan import Action, ChatMessage, Plan, RefinerState, validate_plan
+from illustrator.refiner import FallbackRefiner, LLMRefiner, Refiner
+from illustrator.refining.changes import ChangeResult, apply_changes
+from illustrator.refining.proposal import arbitrate, propose_change
+from illustrator.refining.reading import Reading, read_message
+from illustrator.refining.render import TokenCounter, estimate_tokens, render
+from illustrator.refining.sheet import Sheet
+from illustrator.rules import without_injections, without_style
+
+logger = logging.getLogger(__name__)
+
+
+class SheetRefiner(Refiner):
+    """A refiner that keeps the story sheet: the rules own the action and what survives; an LLM may propose more.
+
+    The LLM (`proposer`) is asked only where the rules read little: a story passage or poem, or a new picture in
+    which the rules found nothing to draw. A proposal that contradicts the rules' reading of a plain edit (an LLM
+    that calls "make her hair red" a new picture) is not taken.
+    """
+
+    def __init__(self, proposer: Refiner | None = None, *, count: TokenCounter = estimate_tokens) -> None:
+        self.proposer = proposer if proposer is not None and not isinstance(proposer, FallbackRefiner) else None
+        self.name = proposer.name if proposer is not None else "fallback"
+        self.count = count
+
+    @property
+    def last_timing(self) -> object:
+        """The LLM's last timing, for the evaluation's token counts."""
+        return getattr(self.proposer, "last_timing", None)
+
+    def refine(self, conversation: Sequence[ChatMessage], state: RefinerState) -> Plan:
+        """The plan for the latest message, with the new sheet and the diff lines."""
+        # 1. the sheet the turn starts from (a picture drawn before sheets existed is read from its prompt)
+        sheet = current_sheet(state)
+        earlier = [_sheet(data) for data in state.earlier]
+        message = _latest_user_text(conversation)
+
+        # 2. the rules' reading, or the LLM's where the rules read little
+        rules_reading = read_message(message, sheet, earlier, has_picture=state.has_picture)
+        proposal = self._proposal(conversation, state, rules_reading, sheet)
+        reading, source = (proposal, "llm") if proposal is not None else (rules_reading, "fallback")
+
+        # 3. apply, render, and say what changed (and what changed that the writer did not ask for)
+        result = apply_changes(sheet, reading.ops, earlier)
+        asked = result.asked if proposal is None else apply_changes(sheet, rules_reading.ops, earlier).asked
+        action = reading.action
+        if result.refused and not result.diff:
+            action = Action.VARIATION if state.has_picture else Action.NEW
+        rendered = render(result.sheet, count=self.count)
+        notes = [*result.refused, *drift(sheet, result.sheet, reading, asked)]
+        if rendered.left_out:
+            notes.append(f"Left out to fit the prompt: {', '.join(rendered.left_out)}.")
+        plan = Plan(
+            prompt=rendered.prompt,
+            negative_prompt=rendered.negative_prompt,
+            action=action,
+            strength=reading.strength if action is Action.EDIT else None,
+            reply=_reply(action, result, notes, rendered.prompt),
+            source=source,
+            sheet=result.sheet.to_dict(),
+            changes=result.diff,
+        )
+        return validate_plan(plan, state)
+
+    def _proposal(
+        self, conversation: Sequence[ChatMessage], state: RefinerState, reading: Reading, sheet: Sheet
+    ) -> Reading | None:
+        """The LLM's reading where it is taken over the rules' (see `arbitrate`), or None to keep the rules'."""
+        if self.proposer is None:
+            return None
+        if isinstance(self.proposer, LLMRefiner) and not isinstance(self.proposer, FewShotRefiner):
+            try:
+                proposal = propose_change(self.proposer, _latest_user_text(conversation), sheet)
+            except PlanError as e:
+                logger.warning("Refiner %s gave an unusable change; keeping the rules': %s", self.proposer.name, e)
+                return None
+            except Exception:  # a turn never fails because the LLM did
+                logger.warning("Refiner %s failed; keeping the rules' change.", self.proposer.name, exc_info=True)
+                return None
+            return arbitrate(reading, proposal, sheet)
+        # a base model continues a plan line: its new picture is read by the rules, where they read little
+        if reading.action is not Action.NEW or (not reading.narrative and len(reading.wish.split()) >= 2):
+            return None
+        plan = self.proposer.refine(conversation, state)
+        if plan.source != "llm" or plan.action is not Action.NEW:
+            return None
+        return replace(read_message(without_style(plan.prompt), sheet, has_picture=False), narrative=True)
+
+
+def current_sheet(state: RefinerState) -> Sheet:
+    """The sheet of the picture the turn starts from; read from its prompt when it was drawn without one."""
+    if state.sheet:
+        return _sheet(state.sheet)
+    if state.has_picture and state.last_prompt:
+        return sheet_from_prompt(state.last_prompt)
+    return Sheet()
+
+
+def sheet_from_prompt(prompt: str) -> Sheet:
+    """A sheet read from a flat prompt (pictures drawn before the sheet existed)."""
+    reading = read_message(without_style(prompt), Sheet(), has_picture=False)
+    return apply_changes(Sheet(), reading.ops).sheet
+
+
+def drift(before: Sheet, after: Sheet, reading: Reading, asked: frozenset[tuple[str, str]]) -> list[str]:
+    """A line per established attribute the turn dropped or changed though the writer did not ask ("… was dropped").
+
+    Every cast member still in the picture is checked, also across a new scene; an undo or revert asks for it all.
+    """
+    if any(op.op in {"undo", "revert"} for op in reading.ops):
+        return []
+    lines = []
+    for subject in before.cast:
+        now = after.subject(subject.key)
+        if now is None or subject.key not in after.visible or (subject.key, "*") in asked:
+            continue
+        for name, value in subject.attributes.items():
+            if (subject.key, name) in asked:
+                continue
+            new = now.attributes.get(name)
+            if new is None:
+                lines.append(f"{subject.name}'s {value.text} was dropped.")
+            elif new.text != value.text:
+                lines.append(f"{subject.name}'s {name} changed from {value.text} to {new.text}.")
+    return lines
+
+
+def _reply(action: Action, result: ChangeResult, notes: list[str], prompt: str) -> str:
+    diff = "; ".join(result.diff)
+    if action is Action.NEW:
+        head = f"Drawing a new picture: {_short(prompt)}."
+    elif action is Action.VARIATION:
+        head = (
+            f"Drawing another version of the picture — {diff}." if diff else "Drawing another version of the picture."
+        )
+    else:
+        head = f"Editing the picture — {diff}." if diff else "Editing the picture."
+    return " ".join([*notes, head] if notes else [head])
+
+
+def _sheet(data: dict[str, Any]) -> Sheet:
+    try:
+        return Sheet.from_dict(data)
+    except InvalidInput:
+        logger.warning("A stored story sheet could not be read; starting from an empty one.")
+        return Sheet()
+
+
+def _latest_user_text(conversation: Sequence[ChatMessage]) -> str:
+    texts = (m.content for m in reversed(conversation) if m.role == "user" and without_injections(m.content).strip())
+    return next(texts, "")
+
+
+def _short(text: str, limit: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + "…"

@@ -1,0 +1,175 @@
+"""Story mode over the turn service: a session's passage and beats, drawn in order as ordinary turns."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from illustrator.errors import GenerationCancelled, IllustratorError, InvalidInput
+from illustrator.library import Library
+from illustrator.plan import Action
+from illustrator.service import TurnOptions, TurnService
+from illustrator.story import (
+    Beat,
+    BeatProposal,
+    CastMember,
+    Complete,
+    beats_from_json,
+    beats_to_json,
+    propose_beats,
+)
+from storage.db import Database
+from storage.stories import StoryRepository
+
+logger = logging.getLogger(__name__)
+
+# (beats done, beats to draw, what is happening: "Drawing beat 3 of 9…")
+StoryProgress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class StoryView:
+    """A session's story: the passage and its beats (each with its chosen picture, if drawn)."""
+
+    session_id: str
+    passage: str
+    beats: list[Beat]
+
+
+@dataclass(frozen=True)
+class DrawReport:
+    """What one Draw all (or one redraw) did: the story after it, and which beats were drawn, failed or left."""
+
+    story: StoryView
+    drawn: list[int]
+    failed: dict[int, str]
+    stopped: bool
+
+
+class StoryService:
+    """Proposes beats, keeps the story of a session, draws its beats through the turn service, exports it."""
+
+    def __init__(self, db: Database, turns: TurnService, library: Library, complete: Complete | None = None) -> None:
+        self._db = db
+        self._turns = turns
+        self._library = library  # the front door for sessions and their pictures
+        self._complete = complete  # an LLM's text completion, when one is loaded; else the rules split passages
+
+    def propose(self, passage: str, cast: Sequence[CastMember] = ()) -> BeatProposal:
+        """The beats of a passage (not stored yet)."""
+        return propose_beats(passage, cast, self._complete)
+
+    def save(self, session_id: str | None, passage: str, beats: Sequence[Beat], title: str = "") -> StoryView:
+        """Store the story of a session (a new session when `session_id` is None); the beats must fit the passage."""
+        for beat in beats:
+            if not 0 <= beat.start < beat.end <= len(passage) or not beat.prompt.strip():
+                raise InvalidInput("A beat does not fit the passage; propose the beats again.")
+        if session_id is None:
+            first_line = next((line.strip() for line in passage.splitlines() if line.strip()), "Story")
+            session_id = self._library.create_session(title or first_line[:60]).id
+        with self._db.transaction() as db:
+            StoryRepository(db).save_story(session_id, passage, beats_to_json(beats))
+        return StoryView(session_id, passage, list(beats))
+
+    def load(self, session_id: str) -> StoryView | None:
+        """The story of a session, or None when it has none."""
+        with self._db.session() as db:
+            story = StoryRepository(db).get_story(session_id)
+            if story is None:
+                return None
+            return StoryView(session_id, story.passage, beats_from_json(story.beats_json))
+
+    def choose_picture(self, session_id: str, index: int, picture_id: int | None) -> StoryView:
+        """Choose which picture of the session goes with a beat (None: no picture)."""
+        story = self._require(session_id)
+        if picture_id is not None and self._library.get_picture(picture_id).session_id != session_id:
+            raise InvalidInput("A beat can only show a picture of its own session.")
+        beats = [replace(b, picture_id=picture_id) if i == index else b for i, b in enumerate(story.beats)]
+        return self.save(session_id, story.passage, beats)
+
+    def draw_all(
+        self,
+        session_id: str,
+        *,
+        progress: StoryProgress | None = None,
+        stop: threading.Event | None = None,
+        only: Sequence[int] | None = None,
+        redraw: bool = False,
+    ) -> DrawReport:
+        """Draw the beats in order, each an ordinary turn; `only` draws just those beats, e.g. one that failed.
+
+        Beats drawn already are skipped unless `redraw`; each picture is stored as soon as it is drawn, so a
+        stop or a failure loses nothing drawn before it. A beat marked "continue from previous" is an edit of
+        the previous beat's picture.
+        """
+        # 1. which beats to draw
+        story = self._require(session_id)
+        beats = list(story.beats)
+        wanted = [i for i in (range(len(beats)) if only is None else only) if 0 <= i < len(beats)]
+        if only is not None and len(wanted) != len(only):
+            raise InvalidInput(f"The story has {len(beats)} beats.")
+        todo = [i for i in wanted if redraw or only is not None or beats[i].picture_id is None]
+        report = progress or (lambda done, total, text: None)
+        stop = stop or threading.Event()
+        drawn: list[int] = []
+        failed: dict[int, str] = {}
+
+        # 2. each beat in order, saved as it is drawn
+        for done, index in enumerate(todo):
+            report(done, len(todo), f"Drawing beat {index + 1} of {len(beats)}…")
+            if stop.is_set():
+                break
+            try:
+                beats[index] = self._draw_beat(session_id, beats, index)
+                drawn.append(index)
+            except GenerationCancelled as e:
+                failed[index] = str(e)
+                beats[index] = replace(beats[index], status="failed")
+                stop.set()
+            except IllustratorError as e:  # the beat fails alone; the next ones still get their turn
+                logger.warning("Beat %d of session %s failed: %s", index + 1, session_id, e)
+                failed[index] = str(e)
+                beats[index] = replace(beats[index], status="failed")
+            self.save(session_id, story.passage, beats)
+
+        # 3. what happened
+        stopped = stop.is_set()
+        report(len(drawn), len(todo), "Stopped." if stopped else f"Drew {len(drawn)} of {len(todo)} beats.")
+        return DrawReport(StoryView(session_id, story.passage, beats), drawn, failed, stopped)
+
+    def export(self, session_id: str, fmt: str, folder: Path) -> Path:
+        """Write the session's illustrated manuscript (its story, or else its turns) in `fmt` into `folder`."""
+        from illustrator.manuscript import build_manuscript, export_manuscript
+
+        view = self._library.open_session(session_id)
+        story = self.load(session_id)
+        manuscript = build_manuscript(view, story.passage, story.beats) if story else build_manuscript(view)
+        return export_manuscript(manuscript, folder, fmt)
+
+    def stop(self, session_id: str, stop: threading.Event) -> None:
+        """Stop a Draw all: the picture being drawn is cancelled, and no further beat starts."""
+        stop.set()
+        self._turns.cancel(session_id)
+
+    def _draw_beat(self, session_id: str, beats: list[Beat], index: int) -> Beat:
+        beat = beats[index]
+        previous = beats[index - 1].picture_id if index > 0 else None
+        continuing = beat.continue_previous and previous is not None
+        options = TurnOptions(
+            action=Action.EDIT if continuing else Action.NEW,
+            prompt=beat.prompt,
+            base_picture_id=previous if continuing else None,
+        )
+        words = beat.prompt if len(beat.prompt) <= 150 else beat.prompt[:149].rsplit(" ", 1)[0] + "…"
+        message = f"Beat {index + 1}: {words}"
+        result = self._turns.send(session_id, message, options)
+        return replace(beat, picture_id=result.picture.id, status="drawn")
+
+    def _require(self, session_id: str) -> StoryView:
+        story = self.load(session_id)
+        if story is None:
+            raise InvalidInput("This session has no story yet: paste a passage and propose its beats first.")
+        return story
