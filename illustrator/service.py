@@ -16,6 +16,7 @@ from illustrator.credits import artists_in, credit_line
 from illustrator.errors import InvalidInput, NotFound, StorageError
 from illustrator.images import PictureSource, load_picture
 from illustrator.inputs import check_message, check_options
+from illustrator.overrides import honest_reply
 from illustrator.plan import Action, ChatMessage, Plan, RefinerState
 from illustrator.refining.history import set_lock, sheet_context
 from illustrator.settings import Settings
@@ -298,7 +299,8 @@ class TurnService:
         if action is Action.VARIATION and state.last_prompt and not options.prompt:
             prompt = state.last_prompt
         negative = options.negative_prompt if options.negative_prompt is not None else plan.negative_prompt
-        return replace(plan, action=action, strength=strength, prompt=prompt, negative_prompt=negative)
+        reply = honest_reply(plan, action, own_prompt=bool((options.prompt or "").strip()))
+        return replace(plan, action=action, strength=strength, prompt=prompt, negative_prompt=negative, reply=reply)
 
     def _draw(
         self,

@@ -2,49 +2,21 @@
 
 from __future__ import annotations
 
-import contextvars
 import logging
-import math
-import queue
-import threading
-from collections.abc import Generator, Iterator
-from dataclasses import replace
 from typing import Any
 
 import gradio as gr
 
 from illustrator.errors import IllustratorError
-from illustrator.inputs import parse_size
+from illustrator.images import load_picture
 from illustrator.library import read_imported_picture
-from illustrator.plan import Action
-from illustrator.service import CheckedTurn, TurnOptions, TurnResult
 from illustrator.wiring import Illustrator
-from illustrator.writers import Writer
 from ui.components import Page, Updates
-from ui.errors import UNEXPECTED, writer_errors
 from ui.owners import writer_of
 from ui.sessions import follow_turn
-from ui.views import chat_messages, picture_caption
+from ui.turns import Turn
 
 logger = logging.getLogger(__name__)
-
-
-def turn_options(
-    action: str, strength: float, seed: float | None, steps: float, size: str, negative: str, prompt: str, start: Any
-) -> TurnOptions:
-    """Turn the control values into the writer's overrides for one turn (checked later, once, by the service)."""
-    width, height = parse_size(size)
-    return TurnOptions(
-        action=None if action in (None, "", "auto") else Action(action),
-        strength=float(strength) if strength else None,
-        seed=int(seed) if seed is not None and math.isfinite(seed) and seed >= 0 else None,
-        steps=int(steps) if steps else None,
-        width=width,
-        height=height,
-        negative_prompt=negative.strip() if negative and negative.strip() else None,
-        prompt=prompt.strip() if prompt and prompt.strip() else None,
-        start_image=start,
-    )
 
 
 def wire_chat(app: Illustrator, page: Page) -> None:
@@ -52,58 +24,47 @@ def wire_chat(app: Illustrator, page: Page) -> None:
     area, picture = page.chat, page.picture
     # Shown on the API as the session id of a turn, so that scripts can reopen the session.
     session_box = gr.Textbox(visible=False, label="session id")
-
-    def send_turn(
-        text: str,
-        sid: str | None,
-        action: str = "auto",
-        strength: float = 0,
-        seed: float | None = -1,
-        steps: float = 0,
-        size: str = "auto",
-        negative: str = "",
-        prompt: str = "",
-        start: Any = None,
-        base: int | None = None,
-        request: gr.Request | None = None,
-        progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's documented way to ask for progress
-    ) -> Iterator[Updates]:
-        with writer_errors():
-            writer = writer_of(app, request)
-            options = turn_options(action, strength, seed, steps, size, negative, prompt, start)
-            options = replace(options, base_picture_id=int(base) if base else None)
-            turn = app.service.check_turn(text, options)  # the one check; the starting picture decoded once
-            sid = sid or app.library.create_session(writer=writer).id
-            before = app.library.open_session(sid, writer=writer)
-        chat = chat_messages(before) + [{"role": "user", "content": turn.text}]
-        yield {area.chat: chat, page.session_id: sid, session_box: sid, area.message: ""}
-        result = yield from _run_turn(app, sid, turn, picture.current, progress, writer)
-        view = app.library.open_session(sid, writer=writer)
-        drawn = result.picture
-        yield {
-            area.chat: chat_messages(view),
-            picture.current: str(drawn.path),
-            picture.details: picture_caption(drawn),
-            page.session_id: sid,
-            session_box: sid,
-            area.message: "",
-            page.base_picture: None,
-        }
-
+    turn = Turn(app, page, session_box)
+    inputs = [area.message, page.session_id, *picture.controls, page.base_picture]
     outputs = [area.chat, picture.current, picture.details, page.session_id, session_box, area.message]
-    for trigger, visibility in ((area.send.click, "public"), (area.message.submit, "private")):
-        sent = trigger(
-            send_turn,
-            [area.message, page.session_id, *picture.controls, page.base_picture],
-            [*outputs, page.base_picture],
-            api_name="send" if visibility == "public" else "send_on_enter",
-            api_visibility=visibility,
-            concurrency_limit=1,
-            concurrency_id="gpu",
-        )
-        follow_turn(app, page, sent)
+
+    # The public API's turn (scripts): a refused turn is raised to the caller.
+    api_sent = gr.Button(visible=False).click(
+        turn.for_api,
+        inputs,
+        [*outputs, page.base_picture],
+        api_name="send",
+        concurrency_limit=1,
+        concurrency_id="gpu",
+    )
+    follow_turn(app, page, api_sent)
+    # The page's turn: a refused turn is a toast, the controls reset unless pinned, Send is off while drawing.
+    page_outputs = [*outputs, page.base_picture, area.send, area.waiting, picture.refined, *picture.controls]
+    sent = area.send.click(
+        turn.for_page,
+        [*inputs, picture.pin],
+        page_outputs,
+        api_visibility="private",
+        concurrency_limit=1,
+        concurrency_id="gpu",
+        show_progress_on=[picture.current],  # the message box and the controls stay usable while drawing
+    )
+    follow_turn(app, page, sent)
+    redrawn = picture.redraw.click(
+        turn.redraw_for_page,
+        [picture.refined, page.session_id, page.base_picture],
+        page_outputs,
+        api_visibility="private",
+        concurrency_limit=1,
+        concurrency_id="gpu",
+        show_progress_on=[picture.current],  # the message box and the controls stay usable while drawing
+    )
+    follow_turn(app, page, redrawn)
+    # Enter presses Send, so a message typed while drawing stays in the box (Send is off) instead of being lost.
+    area.message.submit(None, None, None, js="() => document.querySelector('#send-button')?.click()")
     _wire_stop(app, page)
     _wire_import(page)
+    _wire_start_check(app, page)
 
 
 def _wire_stop(app: Illustrator, page: Page) -> None:
@@ -121,9 +82,13 @@ def _wire_import(page: Page) -> None:
     def import_file(file: Any) -> Updates:
         path = file if isinstance(file, str) else getattr(file, "name", None)
         if not path:
-            raise gr.Error("Choose a PNG file to import.")
-        with writer_errors():
+            gr.Warning("Choose a PNG file to import.")
+            return {picture.start: gr.skip()}
+        try:
             found = read_imported_picture(path)
+        except IllustratorError as e:  # a message, not an error over the controls
+            gr.Warning(str(e))
+            return {picture.start: gr.skip()}
         made = "made by Illustrator" if found.made_here else "from another tool"
         gr.Info(f"Restored the prompt and settings of this picture ({made}); it is the starting picture.")
         return {
@@ -139,38 +104,21 @@ def _wire_import(page: Page) -> None:
     picture.import_picture.upload(import_file, [picture.import_picture], outputs, api_name="import_picture")
 
 
-def _run_turn(
-    app: Illustrator, sid: str, turn: CheckedTurn, current: gr.Image, progress: gr.Progress, writer: Writer
-) -> Generator[Updates, None, TurnResult]:
-    """Run the turn on a worker thread and stream its live previews into the current picture; return the result."""
-    updates: queue.Queue[Any] = queue.Queue()
-    outcome: dict[str, Any] = {}
+def _wire_start_check(app: Illustrator, page: Page) -> None:
+    """An uploaded starting picture is read at once: one that cannot be used is a toast and is taken out again."""
+    start = page.picture.start
 
-    def work() -> None:
-        try:
-            outcome["result"] = app.service.send(
-                sid,
-                turn,
-                progress=lambda fraction, desc: progress(fraction, desc=desc),
-                preview=updates.put,
-                writer=writer,
-            )
-        except Exception as e:  # handed to the Gradio thread below, which turns it into a message
-            outcome["error"] = e
-        finally:
-            updates.put(None)
+    def check_start(payload: Any) -> Updates:
+        path = payload.get("path") if isinstance(payload, dict) else getattr(payload, "path", None)  # raw: ImageData
+        if not path:
+            return {start: gr.skip()}
+        settings = app.settings
+        try:  # raw, not Gradio's preprocess: a file it cannot open must become a message, not an error over outputs
+            load_picture(path, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_upload_pixels)
+        except IllustratorError as e:
+            gr.Warning(str(e))
+            return {start: None}
+        return {start: gr.skip()}
 
-    context = contextvars.copy_context()  # gr.Progress finds its event through context variables
-    worker = threading.Thread(target=context.run, args=(work,), name="turn", daemon=True)
-    worker.start()
-    while (preview := updates.get()) is not None:
-        yield {current: preview}
-    worker.join()
-    error = outcome.get("error")
-    if isinstance(error, IllustratorError):
-        raise gr.Error(str(error)) from error
-    if error is not None:
-        logger.error("A turn failed", exc_info=error)
-        raise gr.Error(UNEXPECTED) from error
-    result: TurnResult = outcome["result"]
-    return result
+    # On the queue (not the GPU one): a toast travels on the queue's stream.
+    start.upload(check_start, [start], [start], preprocess=False, api_visibility="private")

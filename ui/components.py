@@ -45,6 +45,7 @@ class SessionsArea:
     confirm_text: gr.Markdown
     confirm_delete: gr.Button
     cancel_delete: gr.Button
+    address: gr.Textbox  # the open session's id, written into the page's address (?session=ID)
 
 
 @dataclass
@@ -55,6 +56,7 @@ class ChatArea:
     message: gr.Textbox
     send: gr.Button
     stop: gr.Button
+    waiting: gr.Markdown  # why Send is off while a picture is drawn (the next message waits in the box)
 
 
 @dataclass
@@ -72,11 +74,17 @@ class PictureArea:
     prompt: gr.Textbox
     start: gr.Image
     import_picture: gr.UploadButton
+    pin: gr.Checkbox  # keep the overrides for later turns (otherwise they are for one turn)
+    refined: gr.Textbox  # the current picture's refined prompt, editable in place
+    redraw: gr.Button
 
     @property
     def controls(self) -> list[Block]:
         """The overrides of the next turn, in the order the send handler takes them."""
         return [self.action, self.strength, self.seed, self.steps, self.size, self.negative, self.prompt, self.start]
+
+
+AUTOMATIC = ["auto", 0, -1, 0, "auto", "", "", None]  # the controls' values that override nothing, in that order
 
 
 @dataclass
@@ -114,7 +122,15 @@ class Page:
     @property
     def opened(self) -> list[Block]:
         """What opening a session changes."""
-        return [self.chat.chat, self.picture.current, self.picture.details, self.session_id, self.base_picture]
+        picture = self.picture
+        return [self.chat.chat, picture.current, picture.details, picture.refined, self.session_id, self.base_picture]
+
+
+@dataclass(frozen=True)
+class RefusedUpload:
+    """A starting picture Gradio could not open: the turn that would use it is refused with this reason."""
+
+    reason: str
 
 
 def start_picture_input(**kwargs: Any) -> gr.Image:
@@ -129,7 +145,7 @@ def start_picture_input(**kwargs: Any) -> gr.Image:
             raise
         except Exception as e:  # Gradio reads the header first: not a picture, or a decompression bomb
             logger.info("Refused an upload: %s", e)
-            raise gr.Error(unreadable_reason(e)) from e
+            return RefusedUpload(unreadable_reason(e))  # the turn says so, as a message, not as a broken output
 
     # An instance attribute, not a gr.Image subclass: Gradio writes a .pyi stub next to every subclass's module.
     image.preprocess = preprocess  # type: ignore[method-assign]

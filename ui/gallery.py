@@ -107,6 +107,7 @@ def _wire_chosen(app: Illustrator, page: Page) -> None:
             page.chat.chat: chat_messages(view),
             page.picture.current: str(picture.path),
             page.picture.details: note + picture_caption(picture),
+            page.picture.refined: picture.prompt,
             page.session_id: view.id,
             page.base_picture: picture.id,
             page.tabs: gr.Tabs(selected="chat-tab"),

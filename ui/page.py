@@ -104,6 +104,7 @@ def _sessions_column() -> SessionsArea:
             with gr.Row():
                 confirm_delete = gr.Button("Delete", size="sm", variant="stop", elem_id="confirm-delete")
                 cancel_delete = gr.Button("Keep it", size="sm", elem_id="cancel-delete")
+    address = gr.Textbox(visible=False, elem_id="session-address")
     return SessionsArea(
         new_session,
         search,
@@ -121,6 +122,7 @@ def _sessions_column() -> SessionsArea:
         confirm_text,
         confirm_delete,
         cancel_delete,
+        address,
     )
 
 
@@ -137,7 +139,8 @@ def _chat_column(app: Illustrator) -> ChatArea:
         )
         send = gr.Button("Send", variant="primary", elem_id="send-button", scale=1, min_width=80)
         stop = gr.Button("Stop", variant="stop", elem_id="stop-button", scale=1, min_width=80)
-    return ChatArea(conversation, message, send, stop)
+    waiting = gr.Markdown(elem_id="send-waiting")
+    return ChatArea(conversation, message, send, stop, waiting)
 
 
 def _picture_column() -> PictureArea:
@@ -150,7 +153,10 @@ def _picture_column() -> PictureArea:
         buttons=["download", "fullscreen"],
     )
     details = gr.Markdown(elem_id="picture-details")
+    refined = gr.Textbox(label="Prompt of this picture (edit it, then redraw)", lines=3, elem_id="picture-prompt")
+    redraw = gr.Button("Redraw with this prompt", size="sm", elem_id="redraw")
     with gr.Accordion("Controls for the next turn", open=False):
+        pin = gr.Checkbox(False, label="Keep these controls for later turns (otherwise they reset)", elem_id="pin")
         action = gr.Radio(ACTIONS, value="auto", label="Action", elem_id="action")
         strength = gr.Slider(0, 1, value=0, step=0.05, label="Edit strength (0 = let the refiner decide)")
         seed = gr.Number(value=-1, precision=0, label="Seed (-1 = new random seed)", elem_id="seed")
@@ -158,11 +164,28 @@ def _picture_column() -> PictureArea:
         size = gr.Dropdown(SIZES, value="auto", label="Size", allow_custom_value=True)
         negative = gr.Textbox("", label="Negative prompt (empty = the refiner's)", lines=2)
         prompt = gr.Textbox("", label="Use this prompt instead of the refined one", lines=2)
-        start = start_picture_input(label="Your own starting picture (optional)", sources=["upload"])
+        start = start_picture_input(
+            label="Your own starting picture (optional)", sources=["upload"], elem_id="start-picture"
+        )
         import_picture = gr.UploadButton(
             "Import a picture made by Illustrator…", file_types=[".png"], size="sm", elem_id="import-picture"
         )
-    return PictureArea(current, details, action, strength, seed, steps, size, negative, prompt, start, import_picture)
+    return PictureArea(
+        current,
+        details,
+        action,
+        strength,
+        seed,
+        steps,
+        size,
+        negative,
+        prompt,
+        start,
+        import_picture,
+        pin,
+        refined,
+        redraw,
+    )
 
 
 def _gallery_tab(tab: gr.Tab) -> GalleryArea:

@@ -18,15 +18,35 @@ from ui.views import chat_messages, picture_caption, session_samples, share_link
 def follow_turn(app: Illustrator, page: Page, dependency: Dependency) -> None:
     """After an event that may change the open session: refresh the session list, then the session's panel."""
     area = page.sessions
-    dependency.then(
+    shown = dependency.then(
         _refresh(app, page), [area.search], [area.sessions, page.session_ids], api_visibility="private"
     ).then(_panel(app, page), [page.session_id], _panel_outputs(page), api_visibility="private")
+    _show_address(page, shown)
+
+
+# Each session has its own address: a reload or a bookmark reopens it.
+ADDRESS_JS = """(sid) => {
+  const url = new URL(window.location.href);
+  if (sid) { url.searchParams.set("session", sid); } else { url.searchParams.delete("session"); }
+  window.history.replaceState(null, "", url);
+}"""
+
+
+def _show_address(page: Page, dependency: Dependency) -> None:
+    dependency.then(
+        lambda sid: sid or "", [page.session_id], [page.sessions.address], api_visibility="private", queue=False
+    )
 
 
 def open_session(app: Illustrator, page: Page, sid: str | None, request: gr.Request | None = None) -> Updates:
     """The chat, the current picture and its details of a session of the request's writer (all empty without one)."""
     if not sid:
-        empty: Updates = {page.chat.chat: [], page.picture.current: None, page.picture.details: ""}
+        empty: Updates = {
+            page.chat.chat: [],
+            page.picture.current: None,
+            page.picture.details: "",
+            page.picture.refined: "",
+        }
         return empty | {page.session_id: None, page.base_picture: None}
     with writer_errors():
         view = app.library.open_session(sid, writer=writer_of(app, request))
@@ -35,6 +55,7 @@ def open_session(app: Illustrator, page: Page, sid: str | None, request: gr.Requ
         page.chat.chat: chat_messages(view),
         page.picture.current: str(picture.path) if picture and picture.path.is_file() else None,
         page.picture.details: picture_caption(picture) if picture else "",
+        page.picture.refined: picture.prompt if picture else "",
         page.session_id: view.id,
         page.base_picture: None,
     }
@@ -52,25 +73,43 @@ def wire_sessions(app: Illustrator, page: Page, demo: gr.Blocks) -> None:
             raise gr.Error("That session is no longer listed; search again.")
         return open_session(app, page, ids[index], request)
 
-    def open_by_id(sid: str | None, request: gr.Request) -> Updates:
-        return open_session(app, page, sid, request)
-
     # Browsing sessions skips the queue: a queue full of turns must never block it.
-    area.sessions.click(
+    opened = area.sessions.click(
         open_row, [area.sessions, page.session_ids], page.opened, api_visibility="private", queue=False
     ).then(show_panel, [page.session_id], panel_outputs, api_visibility="private")
+    _show_address(page, opened)
     # The same, by id, for scripts and links.
     session_to_open = gr.Textbox(visible=False, label="session id")
-    gr.Button(visible=False).click(
-        open_by_id, [session_to_open], page.opened, api_name="open_session", queue=False
-    ).then(show_panel, [page.session_id], panel_outputs, api_visibility="private")
+    open_by_id = gr.Button(visible=False)
+    api_opened = [o for o in page.opened if o is not page.picture.refined]  # the API's outputs stay as they were
+
+    def open_for_api(sid: str | None, request: gr.Request) -> Updates:
+        return {k: v for k, v in open_session(app, page, sid, request).items() if k in api_opened}
+
+    by_id = open_by_id.click(open_for_api, [session_to_open], api_opened, api_name="open_session", queue=False)
+    by_id.then(show_panel, [page.session_id], panel_outputs, api_visibility="private")
 
     def start_new_session() -> Updates:
         return open_session(app, page, None) | {page.chat.message: ""}
 
-    area.new_session.click(start_new_session, None, [*page.opened, page.chat.message], api_name="new_session").then(
-        show_panel, [page.session_id], panel_outputs, api_visibility="private"
-    )
+    started = area.new_session.click(
+        start_new_session, None, [*page.opened, page.chat.message], api_name="new_session"
+    ).then(show_panel, [page.session_id], panel_outputs, api_visibility="private")
+    _show_address(page, started)
+    area.address.change(None, [area.address], None, js=ADDRESS_JS)
+
+    def open_from_address(request: gr.Request) -> Updates:
+        sid = request.query_params.get("session") if request is not None else None
+        if not sid:
+            return {page.session_id: gr.skip()}
+        try:
+            return open_session(app, page, sid)
+        except gr.Error:
+            gr.Warning("The session in this address no longer exists.")
+            return {page.session_id: gr.skip()}
+
+    reopened = demo.load(open_from_address, None, page.opened, api_visibility="private")  # queued: its toast
+    reopened.then(show_panel, [page.session_id], panel_outputs, api_visibility="private")
     demo.load(refresh, [area.search], [area.sessions, page.session_ids], api_name="list_sessions", queue=False)
     area.search.change(
         refresh,
