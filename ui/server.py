@@ -35,6 +35,14 @@ logger = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
+
+def _local_fonts_theme() -> gr.themes.Base:
+    """Gradio's default look with the system's fonts: its own theme would fetch fonts from outside."""
+    sans = [gr.themes.Font("ui-sans-serif"), gr.themes.Font("system-ui"), gr.themes.Font("sans-serif")]
+    mono = [gr.themes.Font("ui-monospace"), gr.themes.Font("Consolas"), gr.themes.Font("monospace")]
+    return gr.themes.Default(font=sans, font_mono=mono)
+
+
 # A shared page is read by someone else's browser: keep it out of caches, search engines and Referer headers,
 # and let it load nothing but its own pictures.
 SHARE_HEADERS = {
@@ -186,6 +194,7 @@ def build_web_app(app: Illustrator, demo: gr.Blocks) -> FastAPI:
         max_file_size=settings.max_upload_bytes,  # refused while the upload streams in
         show_error=False,
         css_paths=[ASSETS / "style.css"],
+        theme=_local_fonts_theme(),  # the default theme fetches its fonts from outside; a writer's page fetches nothing
         footer_links=["api"],
     )
     # As after demo.launch(): demo.close() then stops the mounted app's open streams (heartbeats) at once.

@@ -12,6 +12,7 @@ from illustrator.wiring import Illustrator
 from ui.components import Page, Updates
 from ui.errors import writer_errors
 from ui.owners import writer_of
+from ui.views import as_text
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def sheet_markdown(sheet: dict[str, Any] | None) -> str:
             continue
         focus = " (in focus)" if subject["key"] == sheet.get("focus") else ""
         values = [_value(name, value) for name, value in subject.get("attributes", {}).items()]
-        lines.append(f"- **{subject['name']}**{focus}: " + "; ".join(values))
+        lines.append(f"- **{as_text(subject['name'])}**{focus}: " + "; ".join(values))
     scene = sheet.get("scene", {})
     if scene:
         lines += ["", "**Scene**"] + [f"- {_value(name, value)}" for name, value in scene.items()]
@@ -107,4 +108,4 @@ def attribute_choices(sheet: dict[str, Any] | None) -> list[tuple[str, str]]:
 
 def _value(name: str, value: dict[str, Any]) -> str:
     lock = " 🔒" if value.get("locked") else ""
-    return f"{name.replace('_', ' ')}: {value.get('text', '')}{lock}"
+    return f"{name.replace('_', ' ')}: {as_text(str(value.get('text', '')))}{lock}"

@@ -23,7 +23,7 @@ from illustrator.writers import Writer
 from ui.components import AUTOMATIC, Page, RefusedUpload, Updates
 from ui.errors import UNEXPECTED, writer_errors
 from ui.owners import writer_of
-from ui.views import chat_messages, picture_caption
+from ui.views import as_text, chat_messages, picture_caption
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ class Turn:
         turn = app.service.check_turn(text, options)  # the one check; the starting picture decoded once
         sid = sid or app.library.create_session(writer=writer).id
         before = app.library.open_session(sid, writer=writer)
-        messages = chat_messages(before) + [{"role": "user", "content": turn.text}]
+        messages = chat_messages(before) + [{"role": "user", "content": as_text(turn.text)}]
         yield {area.chat: messages, page.session_id: sid, self.session_box: sid, area.message: ""}
         result = yield from run_turn(app, sid, turn, picture.current, progress, writer)
         drawn = result.picture

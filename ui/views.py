@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import gradio as gr
@@ -13,6 +14,11 @@ from illustrator.writers import LOCAL_WRITER, Writer
 from ui.server import lan_address
 
 
+def as_text(text: str) -> str:
+    """A writer's words shown as text, never as markup: Gradio's Markdown lets forms, styles and images through."""
+    return html.escape(text, quote=False)
+
+
 def picture_caption(picture: PictureView) -> str:
     """The details shown under a picture."""
     strength = f" · strength {picture.strength:.2f}" if picture.strength is not None else ""
@@ -20,8 +26,8 @@ def picture_caption(picture: PictureView) -> str:
     return (
         f"**Picture #{picture.id}** · {picture.action}{strength} · seed {picture.seed} · "
         f"{picture.steps} step{'s' if picture.steps != 1 else ''} · "
-        f"{picture.width}x{picture.height} · {picture.model}{parent}\n\n**Prompt:** {picture.prompt}"
-        + (f"\n\n**Negative:** {picture.negative_prompt}" if picture.negative_prompt else "")
+        f"{picture.width}x{picture.height} · {picture.model}{parent}\n\n**Prompt:** {as_text(picture.prompt)}"
+        + (f"\n\n**Negative:** {as_text(picture.negative_prompt)}" if picture.negative_prompt else "")
         + f"\n\n**Credit:** {credit_line(picture.artists)}"
     )
 
@@ -41,16 +47,24 @@ def chat_messages(view: SessionView) -> list[dict[str, Any]]:
 
 def _chat_message(message: MessageView) -> list[dict[str, Any]]:
     if message.role == "user":
-        return [{"role": "user", "content": message.content}]
+        return [{"role": "user", "content": as_text(message.content)}]
     picture = message.picture
     if picture is None:
-        return [{"role": "assistant", "content": message.content}]
+        return [{"role": "assistant", "content": as_text(message.content)}]
     if not picture.path.is_file():  # deleted or moved by hand while the app runs: say so rather than fail
-        return [{"role": "assistant", "content": f"{message.content}\n\n*(picture #{picture.id} is missing on disk)*"}]
+        return [
+            {
+                "role": "assistant",
+                "content": f"{as_text(message.content)}\n\n*(picture #{picture.id} is missing on disk)*",
+            }
+        ]
     refiner = (message.plan or {}).get("source", "")
     by = " (refined by the built-in rules)" if refiner == "fallback" else ""
     parent = f", from picture #{picture.parent_id}" if picture.parent_id else ""
-    text = f"{message.content}\n\n*Picture #{picture.id} · {picture.action}{by}{parent}* — **prompt:** {picture.prompt}"
+    text = (
+        f"{as_text(message.content)}\n\n*Picture #{picture.id} · {picture.action}{by}{parent}* — "
+        f"**prompt:** {as_text(picture.prompt)}"
+    )
     return [
         {"role": "assistant", "content": text},
         {"role": "assistant", "content": {"path": str(picture.path), "alt_text": picture.prompt}},
@@ -63,7 +77,8 @@ def session_samples(
     """The session list as Dataset rows (thumbnail, title and date), most recent first, and the ids of its rows."""
     summaries = app.library.list_sessions(query, writer=writer)
     rows = [
-        [str(s.thumbnail) if s.thumbnail else None, f"**{s.title}**  \n{s.updated_at:%b %d, %H:%M}"] for s in summaries
+        [str(s.thumbnail) if s.thumbnail else None, f"**{as_text(s.title)}**  \n{s.updated_at:%b %d, %H:%M}"]
+        for s in summaries
     ]
     return rows, [s.id for s in summaries]
 
