@@ -12,6 +12,7 @@ from illustrator.images import load_picture
 from illustrator.library import read_imported_picture
 from illustrator.wiring import Illustrator
 from ui.components import Page, Updates
+from ui.errors import writer_errors
 from ui.owners import writer_of
 from ui.sessions import follow_turn
 from ui.turns import Turn
@@ -79,16 +80,12 @@ def _wire_stop(app: Illustrator, page: Page) -> None:
 def _wire_import(page: Page) -> None:
     picture = page.picture
 
-    def import_file(file: Any) -> Updates:
+    def import_for_api(file: Any) -> Updates:
         path = file if isinstance(file, str) else getattr(file, "name", None)
         if not path:
-            gr.Warning("Choose a PNG file to import.")
-            return {picture.start: gr.skip()}
-        try:
+            raise gr.Error("Choose a PNG file to import.")
+        with writer_errors():
             found = read_imported_picture(path)
-        except IllustratorError as e:  # a message, not an error over the controls
-            gr.Warning(str(e))
-            return {picture.start: gr.skip()}
         made = "made by Illustrator" if found.made_here else "from another tool"
         gr.Info(f"Restored the prompt and settings of this picture ({made}); it is the starting picture.")
         return {
@@ -100,8 +97,17 @@ def _wire_import(page: Page) -> None:
             picture.start: path,
         }
 
+    def import_for_page(file: Any) -> Updates:
+        try:
+            return import_for_api(file)
+        except gr.Error as e:  # on the page a message, not an error over the controls
+            gr.Warning(e.message)
+            return {picture.start: gr.skip()}
+
     outputs = [picture.prompt, picture.negative, picture.seed, picture.steps, picture.size, picture.start]
-    picture.import_picture.upload(import_file, [picture.import_picture], outputs, api_name="import_picture")
+    picture.import_picture.upload(import_for_page, [picture.import_picture], outputs, api_visibility="private")
+    # The public endpoint raises, so that a script is told why an import was refused.
+    gr.Button(visible=False).click(import_for_api, [picture.import_picture], outputs, api_name="import_picture")
 
 
 def _wire_start_check(app: Illustrator, page: Page) -> None:
