@@ -43,13 +43,15 @@ class Beat:
     where: str = ""
     when: str = ""
     continue_previous: bool = False  # draw as an edit of the previous beat's picture instead of a new one
-    picture_id: int | None = None  # the picture chosen for this beat
+    picture_id: int | None = None  # the picture chosen for this beat (the manuscript shows it)
     status: str = "new"  # new | drawn | failed
+    drawn: tuple[int, ...] = ()  # every picture drawn for this beat, oldest first (the last: the beat ended on it)
 
     def to_dict(self) -> dict[str, Any]:
         """The beat as JSON-ready values."""
         data = asdict(self)
         data["who"] = list(self.who)
+        data["drawn"] = list(self.drawn)
         return data
 
     @classmethod
@@ -57,6 +59,8 @@ class Beat:
         """A beat from `to_dict`'s values."""
         known = {key: data[key] for key in cls.__dataclass_fields__ if key in data}
         known["who"] = tuple(known.get("who") or ())
+        picture = known.get("picture_id")
+        known["drawn"] = tuple(known.get("drawn") or ((picture,) if picture is not None else ()))
         return cls(**known)
 
 
@@ -303,6 +307,49 @@ def beat_prompt(seen: str, who: Sequence[str], where: str, when: str, cast: Sequ
     parts += light
     parts.append("storybook illustration")
     return ", ".join(part for part in parts if part)[:MAX_BEAT_PROMPT_CHARS]
+
+
+# --- the story sheet's cast in the beats ---------------------------------------------------------------------------
+
+# The sheet's attributes that are a character's look (kept from beat to beat), not what they do in one picture
+_LOOKS = frozenset(
+    "hair eyes eye beard moustache mustache skin face freckles scar scars tattoo tattoos ears wings horns tail fur "
+    "feathers scales build cloak coat raincoat jacket dress gown robe robes cape hood hat cap helmet crown scarf shawl "
+    "shirt blouse tunic vest trousers pants skirt boots shoes gloves armour armor uniform apron glasses spectacles "
+    "necklace earrings mask collar belt sash suit kimono sweater jumper overalls".split()
+)
+
+
+def cast_from_sheet(sheet: dict[str, Any] | None) -> list[CastMember]:
+    """The story sheet's cast as beats use it: each character's name (the one the writer gave) and look."""
+    from illustrator.refining.sheet import Sheet
+
+    if not sheet:
+        return []
+    cast = []
+    for subject in Sheet.from_dict(sheet).cast:
+        # the rules keep a given name as an attribute of its own ("girl" with "mara: mara"): that is the name
+        names = [k for k, v in subject.attributes.items() if k != subject.key and v.text.lower() == k and k.isalpha()]
+        name = names[0].title() if names else subject.name
+        if not name or name.isdigit():
+            continue
+        looks = [v.text for k, v in subject.attributes.items() if k == subject.key or k in _LOOKS]
+        looks = [look for look in looks if look.lower() != name.lower()]
+        cast.append(CastMember(name, ", ".join(looks)))
+    return cast
+
+
+def with_looks(beat: Beat, cast: Sequence[CastMember]) -> str:
+    """The beat's prompt with the look of each cast member it names that the prompt does not describe yet."""
+    prompt = beat.prompt
+    for member in cast:
+        if not member.description or member.description.lower() in prompt.lower():
+            continue
+        if not re.search(rf"(?<!\w){re.escape(member.name)}(?!\w)", beat.text + " " + prompt, re.I):
+            continue
+        look = f"{member.name}: {member.description}"
+        prompt = f"{prompt}, {look}" if prompt else look
+    return prompt[: MAX_BEAT_PROMPT_CHARS * 2]
 
 
 # --- the LLM's proposal, validated --------------------------------------------------------------------------------

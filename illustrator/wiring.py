@@ -9,6 +9,7 @@ from illustrator.models import ModelManager
 from illustrator.service import TurnService
 from illustrator.settings import Settings
 from illustrator.stories import StoryService
+from illustrator.story_llm import RefinerBeats
 from storage.db import create_db
 from storage.files import PictureFiles
 from storage.recovery import recover
@@ -36,7 +37,7 @@ def wire(settings: Settings, *, start_models: bool = True) -> Illustrator:
     service = TurnService(settings, db, files, models)
     thumbnails = Thumbnails(settings.thumbnails_dir.resolve(), files)
     library = Library(db, files, thumbnails, exports=settings.exports_dir.resolve())
-    stories = StoryService(db, service, library)
+    stories = StoryService(db, service, library, find_llm=RefinerBeats(models.refiner).completion)
     if start_models:
         models.start()
     return Illustrator(settings, service, models, files, library, stories)

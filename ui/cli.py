@@ -20,8 +20,8 @@ from illustrator.settings import (
     QUANTIZATIONS,
     Settings,
 )
-from illustrator.story_cli import COMMANDS as STORY_COMMANDS
-from illustrator.story_cli import add_story_commands, run_story_command
+from ui.story_cli import COMMANDS as STORY_COMMANDS
+from ui.story_cli import add_story_commands, run_story_command
 
 logger = logging.getLogger(__name__)
 
