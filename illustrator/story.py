@@ -334,21 +334,22 @@ def cast_from_sheet(sheet: dict[str, Any] | None) -> list[CastMember]:
         if not name or name.isdigit():
             continue
         looks = [v.text for k, v in subject.attributes.items() if k == subject.key or k in _LOOKS]
-        looks = [look for look in looks if look.lower() != name.lower()]
+        # what only repeats the name ("lighthouse keeper" for the keeper) is no look
+        looks = [look for look in looks if not look.lower().endswith(name.lower())]
         cast.append(CastMember(name, ", ".join(looks)))
     return cast
 
 
 def with_looks(beat: Beat, cast: Sequence[CastMember]) -> str:
-    """The beat's prompt with the look of each cast member it names that the prompt does not describe yet."""
+    """The beat's prompt with the look of each cast member it names, for the terms the prompt does not hold yet."""
     prompt = beat.prompt
     for member in cast:
-        if not member.description or member.description.lower() in prompt.lower():
+        if not re.search(rf"(?<!\w){re.escape(member.name)}(?!\w)", f"{beat.text} {prompt}", re.I):
             continue
-        if not re.search(rf"(?<!\w){re.escape(member.name)}(?!\w)", beat.text + " " + prompt, re.I):
-            continue
-        look = f"{member.name}: {member.description}"
-        prompt = f"{prompt}, {look}" if prompt else look
+        missing = [term for term in member.description.split(", ") if term and term.lower() not in prompt.lower()]
+        if missing:
+            named = f"{member.name}:".lower() in prompt.lower()
+            prompt = ", ".join([prompt, *missing] if named else [prompt, f"{member.name}: {', '.join(missing)}"])
     return prompt[: MAX_BEAT_PROMPT_CHARS * 2]
 
 

@@ -158,7 +158,8 @@ def wire_story(app: Illustrator, page: Page, area: StoryArea) -> None:
             return {area.beat_picture: gr.Dropdown(choices=[], value=None), area.beat_pictures: []}
         with writer_errors():
             choices = app.stories.picture_choices(story.session_id, index, writer=writer)
-            drawn = [app.library.get_picture(i, writer=writer) for i in reversed(story.beats[index].drawn)]
+            mine = story.beats[index].drawn
+            drawn = [app.library.get_picture(c.picture_id, writer=writer) for c in choices if c.picture_id in mine]
         options = [(NO_PICTURE, 0), *((choice.label, choice.picture_id) for choice in choices)]
         chosen = story.beats[index].picture_id or 0
         gallery = [(str(p.path), f"#{p.id} · {credit_line(p.artists)}") for p in drawn]
