@@ -19,10 +19,9 @@ from illustrator.story import (
     Complete,
     beats_from_json,
     beats_to_json,
-    cast_from_sheet,
     propose_beats,
-    with_looks,
 )
+from illustrator.story_cast import cast_from_sheet, with_looks
 from illustrator.writers import LOCAL_WRITER, Writer
 from storage.db import Database
 from storage.stories import StoryRepository

@@ -13,7 +13,6 @@ from illustrator.story import (
     CastMember,
     beats_from_json,
     beats_to_json,
-    cast_from_sheet,
     continue_from_previous,
     drop_beat,
     edit_beat,
@@ -23,8 +22,8 @@ from illustrator.story import (
     split_beat,
     split_into_beats,
     visible_text,
-    with_looks,
 )
+from illustrator.story_cast import cast_from_sheet, with_looks
 from tests.illustrator.test_stories import POEM
 
 CHAPTER = """Chapter One
