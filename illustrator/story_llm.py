@@ -23,6 +23,10 @@ def language_model(refiner: Refiner) -> LLMRefiner | None:
     return model if isinstance(model, LLMRefiner) else None
 
 
+_OPENING = re.compile(r'\[\s*(?:\{\s*(?:"\w*)?)?$|\[\s*\{\s*"')  # what a list of beat objects starts with
+LEAD_CHARS = 80  # a list of beats starts within this many characters ("Here are the beats: ```json [")
+
+
 def _holds_json_list(text: str) -> bool:
     match = _LIST.search(text)
     if match is None:
@@ -33,6 +37,19 @@ def _holds_json_list(text: str) -> bool:
         return False
 
 
+def _hopeless(text: str) -> bool:
+    """True once the answer cannot become a list of beats: no list begun early on, or a list of something else."""
+    start = text.find("[")
+    if start < 0:
+        return len(text) > LEAD_CHARS
+    return _OPENING.match(text, start) is None
+
+
+def answer_done(text: str) -> bool:
+    """Stop generating: the list of beats is complete, or the answer will not be one (the rules take over)."""
+    return _holds_json_list(text) or _hopeless(text)
+
+
 def beats_completion(llm: LLMRefiner, max_new_tokens: int = BEATS_MAX_NEW_TOKENS) -> Complete:
     """Ask `llm` for a passage's beats; PlanError when the passage is too long for it or it fails while generating."""
 
@@ -41,7 +58,7 @@ def beats_completion(llm: LLMRefiner, max_new_tokens: int = BEATS_MAX_NEW_TOKENS
         if length > llm.max_context_tokens:
             raise PlanError(f"The passage is too long for the refiner's model ({length} tokens).")
         try:
-            return llm.complete_text(prompt, _holds_json_list, max_new_tokens=max_new_tokens)
+            return llm.complete_text(prompt, answer_done, max_new_tokens=min(max_new_tokens, 128 + 2 * length))
         except Exception as e:  # a proposal never fails because the LLM did: the rules split the passage
             logger.warning("Refiner %s failed while proposing beats", llm.name, exc_info=True)
             raise PlanError(f"The refiner's model failed: {type(e).__name__}.") from e

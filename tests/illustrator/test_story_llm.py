@@ -13,7 +13,7 @@ from illustrator.models import load_refiner_for, sheet_refiner
 from illustrator.refiner import FallbackRefiner, Refiner
 from illustrator.settings import Settings
 from illustrator.stories import StoryService
-from illustrator.story_llm import RefinerBeats, language_model
+from illustrator.story_llm import LEAD_CHARS, RefinerBeats, language_model
 from tests.illustrator.test_service import library_for, make_service
 from tests.illustrator.test_stories import POEM
 
@@ -80,6 +80,8 @@ def test_a_rambling_llm_falls_back_to_the_rules(
         proposal = _stories(data_dir, offline_generator, app_refiner).propose(POEM)  # random weights ramble
     assert proposal.source == "rules" and len(proposal.beats) == 3 and proposal.notes
     assert "not usable" in caplog.text
+    timing = language_model(app_refiner).last_timing  # type: ignore[union-attr]
+    assert timing is not None and timing.new_tokens <= LEAD_CHARS + 1  # stopped once no list could come of it
 
 
 def test_a_passage_too_long_for_the_llm_goes_to_the_rules(
