@@ -350,7 +350,10 @@ def _wrap_inner_steps(watch: Stopwatch, service: Any, generator: Any, refiner: A
     watch.wrap(text_to_image.unet, "forward", "unet")  # one object in both pipelines (from_pipe)
     watch.wrap(text_to_image.vae, "decode", "decode")
     watch.wrap(service._files, "save", "png_save")
-    watch.wrap(service._latents, "put", "latents_keep")
+    kept = getattr(service._models.backend(), "kept", None)  # the local backend's latents, found by the pixels
+    if kept is not None:
+        watch.wrap(kept, "keep", "latents_keep")
+        watch.wrap(kept, "find", "latents_find")
 
 
 def overhead_by_step(
