@@ -123,7 +123,10 @@ def test_a_chapter_is_reviewed_drawn_stopped_redrawn_chosen_and_exported(
     rows = _click_and_wait_for_rows(
         page, "#story-merge", lambda b, a: len(a) == len(b) - 1 and a[1] == b[2].replace("3", "2", 1)
     )
-    page.locator("#story-split-at textarea, #story-split-at input").first.fill("A cart rattled past")
+    words = page.locator("#story-split-at textarea, #story-split-at input").first
+    words.fill("A cart rattled past")
+    words.press("Tab")  # the value is the box's once it loses focus
+    _beat(page, 1)
     rows = _click_and_wait_for_rows(page, "#story-split", lambda b, a: len(a) == len(b) + 1 and "A cart" in a[1])
     _beat(page, 2)
     rows = _click_and_wait_for_rows(page, "#story-down", lambda b, a: a[2].split("\t", 1)[1] == b[1].split("\t", 1)[1])
