@@ -41,9 +41,10 @@ def wire_chat(app: Illustrator, page: Page) -> None:
     follow_turn(app, page, api_sent)
     # The page's turn: a refused turn is a toast, the controls reset unless pinned, Send is off while drawing.
     page_outputs = [*outputs, page.base_picture, area.send, area.waiting, picture.refined, *picture.controls]
+    page_outputs += [page.candidates.gallery, page.candidates.ids]
     sent = area.send.click(
         turn.for_page,
-        [*inputs, picture.pin],
+        [*inputs, picture.pin, page.candidates.count],
         page_outputs,
         api_visibility="private",
         concurrency_limit=1,
