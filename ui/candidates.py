@@ -29,7 +29,7 @@ def candidates_panel() -> CandidatesArea:
         label="Candidates: choose the one the story goes on from",
         elem_id="candidates",
         columns=MAX_CANDIDATES,
-        height=200,
+        height="auto",
         allow_preview=False,
         object_fit="contain",
         visible=False,
@@ -40,7 +40,7 @@ def candidates_panel() -> CandidatesArea:
 
 def show_candidates(area: CandidatesArea, pictures: tuple[PictureView, ...]) -> Updates:
     """The candidates of the turn just drawn, the first one chosen (hidden when the turn drew only one)."""
-    items = [(str(p.path), f"{picture_label(p)} · seed {p.seed}") for p in pictures]
+    items = [(str(p.path), picture_label(p)) for p in pictures]
     return {
         area.gallery: gr.Gallery(value=items, visible=len(items) > 1, selected_index=0 if items else None),
         area.ids: [p.id for p in pictures],

@@ -50,6 +50,7 @@ class TreeRow:
     depth: int  # a chain of edits stays at its depth; each branch of a picture with 2+ children is one deeper
     children: int
     branch_start: bool  # the first picture of one branch (its parent has 2+ children)
+    candidates: int = 1  # pictures drawn in its turn from the same parent (the turn's candidates)
 
 
 def tree_rows(pictures: Sequence[PictureView]) -> list[TreeRow]:
@@ -59,16 +60,19 @@ def tree_rows(pictures: Sequence[PictureView]) -> list[TreeRow]:
     """
     by_id = {p.id: p for p in sorted(pictures, key=lambda p: p.id)}
     children: dict[int | None, list[PictureView]] = {}
+    turns: dict[tuple[int, int | None], int] = {}
     for picture in by_id.values():
         parent = picture.parent_id if picture.parent_id in by_id else None
         children.setdefault(parent, []).append(picture)
+        turns[picture.turn, parent] = turns.get((picture.turn, parent), 0) + 1
     rows: list[TreeRow] = []
     # Depth first without recursion: a story of hundreds of edits is one long chain.
     stack: list[tuple[PictureView, int, bool]] = [(p, 0, False) for p in reversed(children.get(None, []))]
     while stack:
         picture, depth, branch_start = stack.pop()
         kids = children.get(picture.id, [])
-        rows.append(TreeRow(picture, depth, len(kids), branch_start))
+        parent = picture.parent_id if picture.parent_id in by_id else None
+        rows.append(TreeRow(picture, depth, len(kids), branch_start, turns[picture.turn, parent]))
         branching = len(kids) > 1
         stack.extend((kid, depth + 1 if branching else depth, branching) for kid in reversed(kids))
     return rows
@@ -85,13 +89,14 @@ def _node_html(row: TreeRow, current: bool) -> str:
     picture = row.picture
     prompt = picture.prompt if len(picture.prompt) <= EXCERPT_CHARS else picture.prompt[: EXCERPT_CHARS - 1] + "…"
     mark = "└ " if row.branch_start else ""
-    branches = f" <span class='lineage-branch'>⑂ {row.children} branches</span>" if row.children > 1 else ""
+    branches = f" <span class='lineage-branch'>▼ {row.children} branches</span>" if row.children > 1 else ""
+    candidate = f" <i>(one of {row.candidates} candidates)</i>" if row.candidates > 1 else ""
     here = " <span class='lineage-here'>◀ next message goes on from here</span>" if current else ""
     return (
         f"<button type='button' class='lineage-node{' current' if current else ''}' data-picture='{picture.id}'"
         f" style='margin-left: {min(row.depth, MAX_INDENT) * 18}px' title='{html.escape(picture.prompt)}'>"
         f"{mark}<b>{html.escape(picture_label(picture))}</b> · {html.escape(picture.action)} · "
-        f"{html.escape(prompt)}{branches}{here}</button>"
+        f"{html.escape(prompt)}{candidate}{branches}{here}</button>"
     )
 
 

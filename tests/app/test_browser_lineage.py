@@ -48,7 +48,7 @@ def test_the_lineage_tree_branches_and_compares(serve: ServeFn, browser, tmp_pat
     assert "from picture #1" in _details(page)
     page.wait_for_function("document.querySelectorAll('#lineage-tree [data-picture]').length == 3", timeout=LONG)
     tree = _tree(page).inner_text()
-    assert "⑂ 2 branches" in tree and "next message goes on from here" in tree
+    assert "▼ 2 branches" in tree and "next message goes on from here" in tree
     assert _tree(page).locator(".current").get_attribute("data-picture") == "3"
     _tree(page).screenshot(path=str(tmp_path / "tree.png"))
 
@@ -76,6 +76,8 @@ def test_candidates_side_by_side_and_the_chosen_one_goes_on(serve: ServeFn, brow
     page.wait_for_function("document.querySelectorAll('#candidates img').length == 3", timeout=LONG)
     assert "3 candidates" in page.locator("#chat").inner_text()
     assert "Picture #1" in _details(page)
+    page.wait_for_function("document.querySelectorAll('#lineage-tree [data-picture]').length == 3", timeout=LONG)
+    assert _tree(page).inner_text().count("(one of 3 candidates)") == 3
     page.screenshot(path=str(tmp_path / "candidates.png"), full_page=True)
 
     page.locator("#candidates img").nth(2).click()  # the third one
@@ -141,7 +143,9 @@ def test_stop_while_the_refiner_thinks(slow_refiner_app: tuple[str, ThinkingRefi
     _send(page, "now a cathedral, every stone of it")
     assert refiner.thinking.wait(30)  # the refiner is thinking: nothing is drawn yet
     page.locator("#stop-button").click()
-    page.get_by_text("Stopping").first.wait_for(timeout=30_000)  # heard at once
+    page.wait_for_function(  # heard at once, while the refiner still thinks
+        "document.querySelector('#send-waiting')?.innerText.includes('Stopping')", timeout=30_000
+    )
     page.screenshot(path=str(tmp_path / "stopping.png"), full_page=True)
     refiner.answer.set()
     page.wait_for_function("document.querySelector('#chat')?.innerText.includes('Stopped.')", timeout=LONG)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,7 @@ def test_the_html_marks_the_current_picture_and_the_branches_and_escapes_the_pro
     assert "<img" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
     assert "title='&lt;img src=x onerror=alert(1)&gt; a &#x27;fox&#x27;'" in page  # the attribute cannot be closed
     assert page.count("data-picture=") == 3
-    assert "⑂ 2 branches" in page
+    assert "▼ 2 branches" in page
     current = page.split("data-picture='3'")[0].rsplit("<button", 1)[1]
     assert "current" in current and page.count("class='lineage-node current'") == 1
     assert "next message goes on from here" in page.split("data-picture='3'")[1]
@@ -84,3 +85,10 @@ def test_the_same_prompt_and_pictures_without_sheets() -> None:
     assert prompt_difference("a fox", "a  fox") == "the same"
     assert sheet_difference(None, {"cast": []}) == []
     assert sheet_difference({"cast": "nonsense"}, {"cast": []}) == []
+
+
+def test_the_candidates_of_a_turn_are_marked() -> None:
+    pictures = [pic(1), replace(pic(2), turn=1), pic(3, 1), replace(pic(4, 1), turn=3), pic(5, 1)]
+    rows = tree_rows(pictures)
+    assert [(r.picture.id, r.candidates) for r in rows] == [(1, 2), (3, 2), (4, 2), (5, 1), (2, 2)]
+    assert tree_html(rows, None).count("(one of 2 candidates)") == 4

@@ -20,7 +20,9 @@ def test_a_turn_draws_candidates_and_the_chosen_one_is_where_the_story_goes_on(
     data_dir: Path, offline_generator
 ) -> None:
     refiner = ScriptedRefiner(
-        plan("a fox in the snow"), plan("a fox in the snow, red scarf", Action.EDIT, 0.6), plan("a fox", Action.EDIT, 0.6)
+        plan("a fox in the snow"),
+        plan("a fox in the snow, red scarf", Action.EDIT, 0.6),
+        plan("a fox", Action.EDIT, 0.6),
     )
     service, _ = make_service(data_dir, offline_generator, refiner)
     library = library_for(service, data_dir)
