@@ -29,7 +29,7 @@ def candidates_panel() -> CandidatesArea:
         label="Candidates: choose the one the story goes on from",
         elem_id="candidates",
         columns=MAX_CANDIDATES,
-        height="auto",
+        height=150,
         allow_preview=False,
         object_fit="contain",
         visible=False,
