@@ -13,18 +13,26 @@ from illustrator.plan import Action, ChatMessage, Plan, RefinerState
 from illustrator.refiner import Refiner
 from illustrator.service import TurnOptions
 from illustrator.writers import Writer
-from tests.illustrator.test_service import ScriptedRefiner, library_for, make_service, plan
+from tests.illustrator.test_service import (  # noqa: F401 - drawing and tiny_generator are fixtures
+    ScriptedRefiner,
+    drawing,
+    library_for,
+    make_service,
+    plan,
+    tiny_generator,
+)
 
 
 def test_a_turn_draws_candidates_and_the_chosen_one_is_where_the_story_goes_on(
-    data_dir: Path, offline_generator
+    data_dir: Path,
+    drawing,  # noqa: F811 - the fixture: the local backend, or the Ray one (-m ray)
 ) -> None:
     refiner = ScriptedRefiner(
         plan("a fox in the snow"),
         plan("a fox in the snow, red scarf", Action.EDIT, 0.6),
         plan("a fox", Action.EDIT, 0.6),
     )
-    service, _ = make_service(data_dir, offline_generator, refiner)
+    service, _ = make_service(data_dir, drawing, refiner)
     library = library_for(service, data_dir)
 
     first = service.send(None, "a fox in the snow", TurnOptions(seed=41, steps=2, candidates=3))
