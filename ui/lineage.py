@@ -170,6 +170,7 @@ def compare_panel(tree: gr.HTML) -> LineageArea:
             second = gr.Dropdown([], label="with picture", elem_id="compare-second")
         with gr.Row(equal_height=True):
             options: dict[str, Any] = {"type": "filepath", "format": "png", "interactive": False, "height": 320}
+            options["buttons"] = ["download", "fullscreen"]  # no "share": it only works on Hugging Face Spaces
             first_image = gr.Image(label="First", elem_id="compare-first-picture", **options)
             second_image = gr.Image(label="Second", elem_id="compare-second-picture", **options)
         difference = gr.Markdown("*Choose two pictures.*", elem_id="compare-difference")

@@ -55,7 +55,7 @@ def test_the_lineage_tree_branches_and_compares(serve: ServeFn, browser, tmp_pat
     page.get_by_text("Compare two pictures").click()
     for box, label in (("#compare-first", "#2 ·"), ("#compare-second", "#3 ·")):
         page.locator(f"{box} input").click()
-        page.get_by_role("option").filter(has_text=label).click()
+        page.locator(f"{box} [role=option]").filter(has_text=label).click()  # this box's list, not the other's
     page.wait_for_function("document.querySelector('#compare-difference')?.innerText.includes('#2 prompt')")
     difference = page.locator("#compare-difference").inner_text()
     assert "#3 prompt" in difference and "Prompt, #2 → #3" in difference
