@@ -194,6 +194,17 @@ def count_misplaced(db_url: str, sessions: dict[int, str | None]) -> int:
     return misplaced
 
 
+class RefinerFailures(logging.Handler):
+    """Counts the refiner's failures while generating: a turn falls back to the rules then, so no error shows."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += record.name.startswith("illustrator.refin") and record.exc_info is not None
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import ray
 
@@ -229,12 +240,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         stack.callback(served.close)
         figures.start_up_s = time.perf_counter() - started
         load_before = os.getloadavg()
+        failures = RefinerFailures()
+        logging.getLogger().addHandler(failures)
         sessions = drive(f"http://127.0.0.1:{settings.port}/", figures)
+        logging.getLogger().removeHandler(failures)
         figures.wrong_session_turns += count_misplaced(db_url, sessions)
     return {
         **figures.summary(),
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
+        "refiner_failures": failures.count,  # the LLM raised while generating (the rules answered instead)
         "error_samples": figures.errors[:5],
         "latencies_s": figures.latencies_s,
         "waits_s": figures.waits_s,
