@@ -109,6 +109,7 @@ def _postgres(url: str | None) -> Iterator[str]:
 
 
 POLL_S = 0.1  # how often a waiting writer looks at its turn (the turns take seconds)
+CONNECT_TIMEOUT_S = 300.0  # httpx's default (5 s) was too short for 50 clients starting at once at a load of 20
 
 
 def _turn(client: Any, text: str) -> tuple[Any, float, float, int]:
@@ -134,7 +135,12 @@ def _writer(url: str, number: int, turns: int, figures: Figures) -> str | None:
     import httpx
     from gradio_client import Client
 
-    client = Client(url, verbose=False)
+    try:  # 50 clients asking for the API's description at once, on a loaded machine: give them time
+        client = Client(url, verbose=False, httpx_kwargs={"timeout": CONNECT_TIMEOUT_S})
+    except Exception as e:  # noqa: BLE001 - counted as an error of each of this writer's turns
+        with figures.lock:
+            figures.errors += [f"writer {number} turn {t}: could not connect: {type(e).__name__}" for t in range(turns)]
+        return None
     session_id: str | None = None
     for turn in range(1, turns + 1):
         text = f"writer {number} turn {turn}: a lighthouse keeper's cat on the rocks" + (", at dusk" * (turn > 1))
