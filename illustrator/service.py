@@ -214,7 +214,8 @@ class TurnService:
                 drawn.append(self._draw(plan, base, options, start, report, None, cancel, (i, options.candidates)))
         finally:
             with self._cancel_lock:
-                self._cancel_events.pop(session_id, None)
+                if self._cancel_events.get(session_id, (writer, None))[1] is cancel:  # not a later turn's
+                    del self._cancel_events[session_id]
 
         # 5. save the picture files, then the rows that point at them
         report(0.95, "Saving…")

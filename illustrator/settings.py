@@ -46,6 +46,15 @@ class Settings:
     ray_address: str = "auto"  # the Ray cluster for the ray backend: "auto", "local" or "ray://HOST:PORT"
     ray_replicas: int = 1  # image model replicas (each loads the model once)
     ray_gpus_per_replica: float = 0.0  # 0 draws on the workers' CPUs
+    # turns the queue runs at once on the ray backend; None: one per replica (the local backend always runs one)
+    turns_at_once: int | None = None
+
+    @property
+    def turn_concurrency(self) -> int:
+        """How many turns run at once: one with the local backend; on Ray the setting, else one per replica."""
+        if self.backend != "ray":
+            return 1  # one model in this process draws one picture at a time
+        return self.turns_at_once if self.turns_at_once is not None else self.ray_replicas
 
     @property
     def pictures_dir(self) -> Path:

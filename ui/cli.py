@@ -246,6 +246,12 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ray-gpus", type=float, default=env.get("ILLUSTRATOR_RAY_GPUS", "0"), help="GPUs per replica (0: CPU)"
     )
+    parser.add_argument(
+        "--turns-at-once",
+        type=_positive_int,
+        default=env.get("ILLUSTRATOR_TURNS_AT_ONCE"),
+        help="turns drawn at the same time on the ray backend (default: one per replica; the local backend: 1)",
+    )
 
 
 def _backend_settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -254,11 +260,15 @@ def _backend_settings(args: argparse.Namespace) -> dict[str, Any]:
         return {}
     if args.backend not in ("local", "ray"):  # from the environment: argparse does not check defaults
         raise InvalidInput(f"The backend must be local or ray, not {args.backend!r}.")
+    at_once = int(args.turns_at_once) if args.turns_at_once is not None else None
+    if args.backend == "local" and at_once not in (None, 1):
+        raise InvalidInput("--turns-at-once is for the ray backend: the local backend draws one at a time.")
     return {
         "backend": args.backend,
         "ray_address": args.ray_address,
         "ray_replicas": int(args.ray_replicas),
         "ray_gpus_per_replica": float(args.ray_gpus),
+        "turns_at_once": at_once,
     }
 
 

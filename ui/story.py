@@ -287,7 +287,7 @@ def wire_story(app: Illustrator, page: Page, area: StoryArea) -> None:
             [page.session_id, area.number],
             draw_outputs,
             api_name=name,
-            concurrency_limit=1,
+            concurrency_limit=app.settings.turn_concurrency,  # the turns' queue: the same limit
             concurrency_id="gpu",
         )
         follow_turn(app, page, drawn)
