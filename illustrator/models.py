@@ -271,4 +271,6 @@ def load_refiner_for(settings: Settings, notices: list[str]) -> Refiner:
     folder = build_offline_refiner_model(settings.models_dir / "offline-refiner")
     model, tokenizer = load_refiner(str(folder))
     # The preset's byte-level tokenizer spends a token per character: give it room for the instructions.
-    return LLMRefiner(model, tokenizer, name="offline preset", fallback=FallbackRefiner(), max_context_tokens=4096)
+    return LLMRefiner(
+        model, tokenizer, name="offline preset", fallback=FallbackRefiner(), max_context_tokens=4096, placeholder=True
+    )

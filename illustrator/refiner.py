@@ -82,8 +82,10 @@ class LLMRefiner(Refiner):
         prompt_lookup_tokens: int = 10,
         cache_prefix: bool = True,
         keep_caches: bool = False,
+        placeholder: bool = False,
     ) -> None:
         self.model = model
+        self.placeholder = placeholder  # random weights (the offline preset): its answers are not worth waiting for
         self.tokenizer = tokenizer
         self.name = name
         self.fallback = fallback if fallback is not None else FallbackRefiner()

@@ -69,8 +69,11 @@ def beats_completion(llm: LLMRefiner, max_new_tokens: int = BEATS_MAX_NEW_TOKENS
 class RefinerBeats:
     """The app's refiner, looked up when beats are proposed (models load in the background after start-up)."""
 
-    def __init__(self, refiner: Callable[[], Refiner]) -> None:
+    def __init__(self, refiner: Callable[[], Refiner], *, ask_placeholders: bool = False) -> None:
         self._refiner = refiner
+        # The offline preset's random LLM only rambles until the rules take over (~10 s a passage on a CPU): by
+        # default its passages go straight to the rules; tests ask it to exercise the LLM path.
+        self._ask_placeholders = ask_placeholders
 
     def completion(self) -> Complete | None:
         """The LLM's completion for beats when the loaded refiner has an LLM; None for the rules (or no models)."""
@@ -79,4 +82,6 @@ class RefinerBeats:
         except IllustratorError as e:  # models that failed to load: the rules split the passage
             logger.info("No refiner for the beats (%s); the rules split the passage", e)
             return None
-        return beats_completion(llm) if llm is not None else None
+        if llm is None or (llm.placeholder and not self._ask_placeholders):
+            return None
+        return beats_completion(llm)

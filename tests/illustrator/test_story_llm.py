@@ -40,7 +40,10 @@ class _Script:
 def _stories(data_dir: Path, generator, refiner: Refiner) -> StoryService:
     turns, _ = make_service(data_dir, generator, refiner)
     return StoryService(
-        turns._db, turns, library_for(turns, data_dir), find_llm=RefinerBeats(lambda: refiner).completion
+        turns._db,
+        turns,
+        library_for(turns, data_dir),
+        find_llm=RefinerBeats(lambda: refiner, ask_placeholders=True).completion,
     )
 
 
@@ -90,3 +93,9 @@ def test_a_passage_too_long_for_the_llm_goes_to_the_rules(
     passage = "\n\n".join([POEM] * 12)  # the preset spends a token per byte: past its 4,096-token context
     proposal = _stories(data_dir, offline_generator, app_refiner).propose(passage)
     assert proposal.source == "rules" and "too long" in proposal.notes[0]
+
+
+def test_the_offline_presets_random_llm_is_not_asked_for_beats_in_the_app(app_refiner: Refiner) -> None:
+    assert language_model(app_refiner) is not None  # it is an LLM ...
+    assert RefinerBeats(lambda: app_refiner).completion() is None  # ... whose answers are not worth waiting for
+    assert RefinerBeats(lambda: app_refiner, ask_placeholders=True).completion() is not None
