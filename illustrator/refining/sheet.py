@@ -165,7 +165,8 @@ def summary_lines(data: dict[str, Any] | None) -> list[str]:
         return []
     lines = []
     for subject in sheet.visible_subjects():
-        values = "; ".join(v.text + (" (locked)" if v.locked else "") for v in subject.attributes.values())
+        shown = [v for v in subject.attributes.values() if normalise(v.text) != normalise(subject.name) or v.locked]
+        values = "; ".join(v.text + (" (locked)" if v.locked else "") for v in shown)  # "mermaid: a mermaid" is once
         lines.append(f"{subject.name}: {values}" if values else subject.name)
     scene = [f"{k.replace('_', ' ')}: {v.text}" + (" (locked)" if v.locked else "") for k, v in sheet.scene.items()]
     if scene:

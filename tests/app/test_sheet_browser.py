@@ -83,7 +83,9 @@ def test_the_sheet_is_edited_in_place_locked_in_chat_and_comes_back_with_the_add
         "document.querySelector('#chat')?.innerText.includes('hair: long black → long silver')", timeout=60_000
     )
     _sheet_says(page, "long silver hair")
-    assert "Changed since" not in page.locator("#story-sheet-view").inner_text()
+    page.wait_for_function(  # drawn now: nothing is pending any more
+        "!document.querySelector('#story-sheet-view')?.innerText.includes('Changed since')", timeout=60_000
+    )
 
     # 2. a lock said in chat: a one-line reply, no new picture, the panel shows the lock
     page.locator("#chat-input textarea").fill("keep her hair")
