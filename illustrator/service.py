@@ -230,7 +230,8 @@ class TurnService:
         refiner = self._models.refiner()
         if not refiner.prepares_ahead:
             return
-        state = RefinerState(last_prompt=picture.prompt, last_negative_prompt=picture.negative_prompt, has_picture=True)
+        prompt, negative = picture.prompt, picture.negative_prompt
+        state = RefinerState(last_prompt=prompt, last_negative_prompt=negative, has_picture=True, sheet=picture.sheet)
 
         def warm() -> None:
             try:
