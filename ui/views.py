@@ -19,6 +19,11 @@ def as_text(text: str) -> str:
     return html.escape(text, quote=False)
 
 
+def picture_label(picture: PictureView) -> str:
+    """How a picture is named to the writer ("#3")."""
+    return f"#{picture.id}"
+
+
 def picture_caption(picture: PictureView) -> str:
     """The details shown under a picture."""
     strength = f" · strength {picture.strength:.2f}" if picture.strength is not None else ""
