@@ -23,6 +23,8 @@ class Settings:
     database_url: str | None = None  # defaults to SQLite in the data folder
     image_model: str = DEFAULT_IMAGE_MODEL  # hub id, local diffusers folder, .safetensors file or "offline"
     refiner_model: str = DEFAULT_REFINER_MODEL  # hub id, local folder, .gguf file, "offline" or "none"
+    clip_model: str | None = None  # an image-text model (CLIP: hub id or folder) that checks pictures; None: off
+    clip_threshold: float = 0.2  # a locked or established look scoring under this "looks lost" in the picture
     offline: bool = False  # use the offline preset for both models, without trying the configured ones
     device: str = "auto"  # auto, cpu, cuda, cuda:N, mps
     dtype: str = "auto"  # auto, float32, float16, bfloat16

@@ -45,6 +45,12 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         help="hub id, local folder, .gguf file, 'offline', or 'none' (built-in rules only)",
     )
     parser.add_argument(
+        "--clip-model",
+        default=env.get("ILLUSTRATOR_CLIP_MODEL") or None,
+        help="optional CLIP model (hub id or folder) that checks each picture for a locked or established look it "
+        "lost, e.g. openai/clip-vit-base-patch32 (default: off)",
+    )
+    parser.add_argument(
         "--offline",
         action="store_true",
         default=env.get("ILLUSTRATOR_OFFLINE", "") not in ("", "0"),
@@ -211,6 +217,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         database_url=getattr(args, "database_url", None),
         image_model=args.image_model,
         refiner_model=args.refiner_model,
+        clip_model=getattr(args, "clip_model", None) or None,
         offline=args.offline,
         device=args.device,
         dtype=args.dtype,
