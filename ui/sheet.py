@@ -233,5 +233,5 @@ def attribute_choices(sheet: dict[str, Any] | None) -> list[tuple[str, str]]:
 
 
 def _value(name: str, value: dict[str, Any]) -> str:
-    lock = " 🔒" if value.get("locked") else ""
+    lock = " (locked)" if value.get("locked") else ""  # words, not a sign a font may lack
     return f"{as_text(name.replace('_', ' '))}: {as_text(str(value.get('text', '')))}{lock}"

@@ -40,7 +40,7 @@ def test_the_story_sheet_follows_the_turns_and_a_clicked_lock_holds(
     page.locator("#sheet-attribute input").click()
     page.get_by_role("option", name="mermaid · hair").click()
     page.locator("#sheet-lock").click()
-    _sheet_says(page, "🔒")
+    _sheet_says(page, "(locked)")
 
     _send(page, "make her hair blonde", 3)
     page.wait_for_function("document.querySelector('#chat')?.innerText.includes('locked')", timeout=60_000)
@@ -91,7 +91,7 @@ def test_the_sheet_is_edited_in_place_locked_in_chat_and_comes_back_with_the_add
     page.locator("#chat-input textarea").fill("keep her hair")
     page.locator("#send-button").click()
     page.wait_for_function("document.querySelector('#chat')?.innerText.includes('Nothing was redrawn')", timeout=60_000)
-    _sheet_says(page, "🔒")
+    _sheet_says(page, "(locked)")
     assert page.locator("#chat img").count() == 2
     page.screenshot(path=str(tmp_path / "sheet-locked-in-chat.png"), full_page=True)
 
@@ -100,7 +100,7 @@ def test_the_sheet_is_edited_in_place_locked_in_chat_and_comes_back_with_the_add
     reopened = browser.new_page(viewport={"width": 1500, "height": 1300})
     reopened.goto(page.url)
     _sheet_says(reopened, "long silver hair")
-    _sheet_says(reopened, "🔒")
+    _sheet_says(reopened, "(locked)")
     reopened.wait_for_function("document.querySelector('#current-picture img')?.naturalWidth > 0", timeout=30_000)
     reopened.screenshot(path=str(tmp_path / "sheet-reopened.png"), full_page=True)
 
