@@ -14,7 +14,7 @@ from pathlib import Path
 
 from illustrator.credits import GENERAL_OUTPUT, credit_line
 from illustrator.errors import InvalidInput, StorageError
-from illustrator.export import slug
+from illustrator.labels import picture_label, slug
 from illustrator.service import PictureView, SessionView
 from illustrator.story import Beat
 
@@ -34,6 +34,7 @@ class Illustration:
     alt: str
     credit: str
     artists: tuple[str, ...]
+    label: str = ""  # "#3": how the writer knows the picture (illustrator.labels)
 
     @property
     def file_name(self) -> str:
@@ -81,6 +82,7 @@ def _illustration(picture: PictureView) -> Illustration:
         picture.prompt,
         credit_line(picture.artists),
         picture.artists,
+        picture_label(picture),
     )
 
 
@@ -135,7 +137,7 @@ def _credits(sections: Sequence[Section]) -> list[str]:
     illustrations = [s.illustration for s in sections if s.illustration is not None]
     artists: list[str] = []
     for number, illustration in enumerate(illustrations, start=1):
-        lines.append(f"Illustration {number} (picture #{illustration.picture_id}): {illustration.credit}.")
+        lines.append(f"Illustration {number} (picture {illustration.label}): {illustration.credit}.")
         artists += [name for name in illustration.artists if name not in artists]
     if artists:
         lines.insert(0, f"Illustrations in the style of named artists: {', '.join(artists)}.")

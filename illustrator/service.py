@@ -16,6 +16,7 @@ from illustrator.credits import artists_in, credit_line
 from illustrator.errors import InvalidInput, NotFound, StorageError
 from illustrator.images import PictureSource, load_picture
 from illustrator.inputs import check_message, check_options
+from illustrator.labels import picture_label
 from illustrator.overrides import honest_reply
 from illustrator.plan import Action, ChatMessage, Plan, RefinerState
 from illustrator.refining.history import set_lock, sheet_context
@@ -83,6 +84,10 @@ class PictureView:
     created_at: datetime
     artists: tuple[str, ...] = ()  # the artists its style is credited to; none: a general model output
     sheet: dict[str, Any] | None = None  # the story sheet it was drawn from (None: drawn before sheets existed)
+    number: int = 0  # #1, #2, ... within its session (illustrator.labels names it); the id stays internal
+    parent_number: int | None = None  # the number of the picture it was drawn from
+    own_start: bool = False  # drawn from the writer's own uploaded picture
+    starred: bool = False  # a favourite
 
 
 @dataclass(frozen=True)
@@ -210,7 +215,8 @@ class TurnService:
 
         # 5. save the picture file, then the rows that point at it
         report(0.95, "Saving…")
-        result = self._save_turn(session_id, plan, drawn, base)
+        own_start = start is not None and plan.action is Action.EDIT  # drawn from the writer's own picture
+        result = self._save_turn(session_id, plan, drawn, base, own_start=own_start)
 
         # 6. while the writer reads and types, the refiner prefills the conversation so far for the next turn
         self._prepare_next_turn([*conversation, ChatMessage("assistant", result.reply.content)], result.picture)
@@ -348,15 +354,18 @@ class TurnService:
         try:
             return self._files.open_image(base.file_name)
         except (NotFound, StorageError) as e:
-            logger.error("Picture #%d (%s) cannot be read: %s", base.id, base.file_name, e)
+            logger.error("Picture id %d (%s) cannot be read: %s", base.id, base.file_name, e)
             raise StorageError(
-                f"Picture #{base.id}, the one to edit, is damaged or missing on disk; "
+                f"Picture {picture_label(base)}, the one to edit, is damaged or missing on disk; "
                 "choose “New picture” under the controls to go on."
             ) from e
 
-    def _save_turn(self, session_id: str, plan: Plan, drawn: GeneratedPicture, base: PictureView | None) -> TurnResult:
+    def _save_turn(
+        self, session_id: str, plan: Plan, drawn: GeneratedPicture, base: PictureView | None, *, own_start: bool
+    ) -> TurnResult:
         params = drawn.params
-        parent_id = base.id if base and plan.action is not Action.NEW else None
+        # drawn from the writer's own picture: it has no parent here ("from your picture")
+        parent_id = base.id if base and plan.action is not Action.NEW and not own_start else None
         with self._db.session() as db:
             turn = max((m.turn for m in SessionRepository(db).list_messages(session_id)), default=0)
         artists = artists_in(params.prompt)  # credited apart from the prompt: what the picture was drawn after
@@ -386,6 +395,7 @@ class TurnService:
                     negative_prompt=params.negative_prompt,
                     parent_id=parent_id,
                     sheet_json=json.dumps(plan.sheet) if plan.sheet is not None else None,
+                    own_start=own_start,
                 )
                 picture.artists = artists or None
                 reply_text = f"{plan.reply} ({credit_line(artists)}.)" if artists else plan.reply
@@ -434,4 +444,8 @@ def picture_view(picture: Picture, pictures_root: Path) -> PictureView:
         created_at=picture.created_at,
         artists=tuple(picture.artists or ()),
         sheet=json.loads(picture.sheet_json) if picture.sheet_json else None,
+        number=picture.number,
+        parent_number=picture.parent.number if picture.parent is not None else None,
+        own_start=picture.own_start,
+        starred=picture.starred,
     )
