@@ -144,7 +144,7 @@ def export_session(view: SessionView, folder: Path, *, starred: bool = False) ->
     for message in view.messages:
         if message.picture is not None and message.picture.id not in {p.id for p in pictures}:
             pictures.append(message.picture)
-    inside = {p.id: f"pictures/{download_name(view.title, p)}" for p in pictures}
+    inside = {p.id: f"pictures/{download_name(view.title, p.number)}" for p in pictures}
 
     def relative(picture: PictureView) -> str:
         return inside[picture.id]

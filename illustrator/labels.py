@@ -41,6 +41,6 @@ def slug(title: str) -> str:
     return cleaned or "session"
 
 
-def download_name(title: str, picture: PictureView) -> str:
-    """The file name a picture downloads as: the session's title and the picture's number ("crow-city-03.png")."""
-    return f"{slug(title)}-{picture.number:02d}.png"
+def download_name(title: str, number: int) -> str:
+    """The file name a picture downloads as: its session's title and its number ("crow-city-03.png")."""
+    return f"{slug(title)}-{number:02d}.png"

@@ -215,7 +215,7 @@ class Library:
             picture = SessionRepository(db).get_picture(picture_id, writer.owner)
             view, title = picture_view(picture, self._files.root), picture.session.title
         folder = self._exports / view.session_id / "downloads"
-        target = folder / download_name(title, view)
+        target = folder / download_name(title, view.number)
         try:
             folder.mkdir(parents=True, exist_ok=True)
             target.unlink(missing_ok=True)
@@ -226,6 +226,12 @@ class Library:
         except OSError as e:
             raise StorageError(f"Could not prepare the download: {e.strerror or e}.") from e
         return target
+
+    def download_name_of_file(self, base_name: str) -> str | None:
+        """The name the picture stored as `base_name` (`<32 hex>.png`) downloads as, or None for no such picture."""
+        with self._db.session() as db:
+            found = SessionRepository(db).number_of_file(base_name)
+        return download_name(*found) if found else None
 
     def star(self, picture_id: int, starred: bool = True, *, writer: Writer = LOCAL_WRITER) -> PictureView:
         """Star a picture of the writer's (a favourite), or take its star away; returns the picture."""

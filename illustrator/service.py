@@ -25,7 +25,7 @@ from illustrator.writers import LOCAL_WRITER, Writer
 from storage.db import Database
 from storage.files import PictureFiles
 from storage.pngmeta import with_artists
-from storage.repository import SessionRepository, title_from_message
+from storage.repository import SessionRepository, next_picture_number, title_from_message
 from storage.tables import Message, Picture
 
 if TYPE_CHECKING:
@@ -366,10 +366,13 @@ class TurnService:
         params = drawn.params
         # drawn from the writer's own picture: it has no parent here ("from your picture")
         parent_id = base.id if base and plan.action is not Action.NEW and not own_start else None
-        with self._db.session() as db:
+        with self._db.transaction() as db:  # the number is taken before the file is written, so the file names it
             turn = max((m.turn for m in SessionRepository(db).list_messages(session_id)), default=0)
+            number = next_picture_number(db, session_id)
         artists = artists_in(params.prompt)  # credited apart from the prompt: what the picture was drawn after
         metadata = {"session_id": session_id, "turn": turn, "parent_id": parent_id, "plan": plan.to_dict()}
+        parent_number = base.number if base is not None and parent_id is not None else None
+        metadata.update(number=number, parent_number=parent_number, own_start=own_start)
         metadata.update(artists=artists, credit=credit_line(artists))
         # The file is complete on disk (temp file, fsync, rename) before any row points at it.
         text = with_artists(drawn.parameters_text(), artists)
@@ -396,6 +399,7 @@ class TurnService:
                     parent_id=parent_id,
                     sheet_json=json.dumps(plan.sheet) if plan.sheet is not None else None,
                     own_start=own_start,
+                    number=number,
                 )
                 picture.artists = artists or None
                 reply_text = f"{plan.reply} ({credit_line(artists)}.)" if artists else plan.reply

@@ -132,9 +132,7 @@ def _v5_picture_numbers(conn: Connection) -> None:
             f"UPDATE pictures SET number = n.number FROM ({_NUMBERED}) AS n WHERE pictures.id = n.id"  # noqa: S608
         )
         conn.exec_driver_sql("ALTER TABLE pictures ALTER COLUMN number SET NOT NULL")
-        conn.exec_driver_sql(
-            "ALTER TABLE pictures ADD CONSTRAINT uq_pictures_session_number UNIQUE (session_id, number)"
-        )
+    conn.exec_driver_sql("CREATE UNIQUE INDEX ix_pictures_session_number ON pictures (session_id, number)")
     conn.exec_driver_sql(
         "UPDATE sessions SET last_picture_number ="
         " COALESCE((SELECT MAX(number) FROM pictures WHERE pictures.session_id = sessions.id), 0)"
@@ -161,19 +159,18 @@ def _rebuild_sqlite_pictures(conn: Connection) -> None:
     definitions = []
     for _, name, kind, not_null, default, primary in columns:
         if primary:
-            definitions.append(f"{name} INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT")
+            definitions.append(f'"{name}" INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT')
             continue
-        definition = f"{name} {kind}" + (" NOT NULL" if not_null else "")
+        definition = f'"{name}" {kind}' + (" NOT NULL" if not_null else "")
         definitions.append(definition + (f" DEFAULT {default}" if default is not None else ""))
     definitions += [
         "number INTEGER NOT NULL",
         "starred BOOLEAN NOT NULL DEFAULT 0",
         "own_start BOOLEAN NOT NULL DEFAULT 0",
-        "CONSTRAINT uq_pictures_session_number UNIQUE (session_id, number)",
     ]
     for key in keys:
-        definitions.append(f"FOREIGN KEY({key[3]}) REFERENCES {key[2]} ({key[4]}) ON DELETE {key[6]}")
-    names = ", ".join(column[1] for column in columns)
+        definitions.append(f'FOREIGN KEY("{key[3]}") REFERENCES "{key[2]}" ("{key[4]}") ON DELETE {key[6]}')
+    names = ", ".join(f'"{column[1]}"' for column in columns)
     conn.exec_driver_sql("CREATE TABLE pictures_v5 (\n\t" + ",\n\t".join(definitions) + "\n)")
     conn.exec_driver_sql(
         f"INSERT INTO pictures_v5 ({names}, number) SELECT {names},"  # noqa: S608 - our own column names

@@ -279,15 +279,17 @@ class SessionRepository:
         turn: int | None = None,
         sheet_json: str | None = None,
         own_start: bool = False,
+        number: int | None = None,
     ) -> Picture:
-        """Record a picture saved on disk with the session's next number; `turn` defaults to the session's current
-        turn; `own_start`: drawn from the writer's own uploaded picture (then it has no parent)."""
+        """Record a picture saved on disk with the session's next number (or `number`, taken earlier with
+        next_picture_number); `turn` defaults to the session's current turn; `own_start`: drawn from the writer's own
+        uploaded picture (then it has no parent)."""
         chat_session = self.get_session(session_id, for_update=True)
         if parent_id is not None:
             self.get_picture(parent_id)
         picture = Picture(
             session_id=session_id,
-            number=next_picture_number(self.db, session_id),
+            number=next_picture_number(self.db, session_id) if number is None else number,
             own_start=own_start,
             turn=max(self._current_turn(session_id), 1) if turn is None else turn,
             file_name=file_name,
@@ -403,6 +405,20 @@ class SessionRepository:
             .limit(1)
         )
         return self.db.execute(stmt).scalar()
+
+    @_database_errors
+    def number_of_file(self, base_name: str) -> tuple[str, int] | None:
+        """The session title and number of the picture whose file is named `base_name`, or None."""
+        if not _FILE_BASE_NAME.fullmatch(base_name):
+            return None
+        stmt = (
+            select(ChatSession.title, Picture.number)
+            .join(Picture, Picture.session_id == ChatSession.id)
+            .where(Picture.file_name.endswith("/" + base_name))
+            .limit(1)
+        )
+        row = self.db.execute(stmt).first()
+        return (row[0], row[1]) if row else None
 
     @_database_errors
     def all_file_names(self) -> set[str]:

@@ -19,7 +19,6 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
-    UniqueConstraint,
     false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -118,7 +117,7 @@ class Picture(Base):
     __tablename__ = "pictures"
     __table_args__ = (
         Index("ix_pictures_session_turn", "session_id", "turn"),
-        UniqueConstraint("session_id", "number", name="uq_pictures_session_number"),
+        Index("ix_pictures_session_number", "session_id", "number", unique=True),  # a number once per session
         {"sqlite_autoincrement": True},  # an id is never given again after a delete (migration 5)
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -48,6 +49,23 @@ def gallery_details(picture: PictureView, session_title: str | None = None) -> s
     """The details of a picture chosen in the gallery (with its session's title, when given)."""
     where = f"**{as_text(session_title)}** · " if session_title else ""
     return picture_caption(picture) + f"\n\n*{where}Turn {picture.turn} · drawn {local_time(picture.created_at)}*"
+
+
+def name_downloads(app: Illustrator, image: gr.Image) -> None:
+    """The picture's own download button saves it as `crow-city-03.png`: Gradio names a download after the file
+    (`orig_name`), and our files are named by a random hex, so the name is looked up as the value goes out."""
+    gradio_postprocess = image.postprocess
+
+    def postprocess(value: Any) -> Any:
+        data = gradio_postprocess(value)
+        if data is not None and isinstance(value, (str, Path)):
+            name = app.library.download_name_of_file(Path(value).name)
+            if name is not None:
+                data.orig_name = name
+        return data
+
+    # An instance attribute, not a gr.Image subclass: Gradio writes a .pyi stub next to every subclass's module.
+    image.postprocess = postprocess  # type: ignore[method-assign]
 
 
 def chat_messages(view: SessionView) -> list[dict[str, Any]]:

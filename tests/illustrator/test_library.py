@@ -16,7 +16,7 @@ from illustrator.refiner import FallbackRefiner, Refiner
 from illustrator.service import TurnOptions, TurnService
 from illustrator.writers import Writer
 from storage.files import PictureFiles
-from storage.pngmeta import build_parameters_text, make_pnginfo
+from storage.pngmeta import build_parameters_text, make_pnginfo, read_png_metadata
 from storage.thumbnails import Thumbnails
 from tests.illustrator.test_service import ScriptedRefiner, make_service, plan
 
@@ -174,6 +174,9 @@ def test_own_starting_picture_stars_downloads_and_a_starred_export(data_dir: Pat
     sketch = Image.new("RGB", (64, 64), (20, 80, 200))
     own = service.send(crow.session_id, "a crow on my sketch", replace(SMALL, action=Action.EDIT, start_image=sketch))
     assert (own.picture.number, own.picture.parent_id, own.picture.own_start) == (3, None, True)
+    ours = read_png_metadata(night.picture.path)["illustrator"]  # the file names the numbers too
+    assert (ours["number"], ours["parent_number"], ours["own_start"]) == (2, 1, False)
+    assert read_png_metadata(own.picture.path)["illustrator"]["own_start"] is True
 
     starred = library.star(night.picture.id)
     assert starred.starred and library.get_picture(night.picture.id).starred
