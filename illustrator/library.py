@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import secrets
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -209,29 +210,29 @@ class Library:
     def download(self, picture_id: int, *, writer: Writer = LOCAL_WRITER) -> Path:
         """A picture of the writer's as a file named for the writer ("crow-city-03.png"), in its session's export
         folder (a link to the stored file where the disk allows, else a copy)."""
-        if self._exports is None:
-            raise InvalidInput("Downloads are not set up in this app.")
         with self._db.session() as db:
             picture = SessionRepository(db).get_picture(picture_id, writer.owner)
             view, title = picture_view(picture, self._files.root), picture.session.title
+        return self._named_copy(view, title)
+
+    def _named_copy(self, view: PictureView, title: str) -> Path:
+        if self._exports is None:
+            raise InvalidInput("Downloads are not set up in this app.")
         folder = self._exports / view.session_id / "downloads"
         target = folder / download_name(title, view.number)
         try:
+            if target.exists() and os.path.samefile(target, view.path):
+                return target
             folder.mkdir(parents=True, exist_ok=True)
-            target.unlink(missing_ok=True)
+            temp = folder / f".{secrets.token_hex(8)}.tmp"
             try:
-                os.link(view.path, target)
+                os.link(view.path, temp)
             except OSError:
-                shutil.copyfile(view.path, target)
+                shutil.copyfile(view.path, temp)
+            os.replace(temp, target)  # whole or not at all, even with two requests at once
         except OSError as e:
             raise StorageError(f"Could not prepare the download: {e.strerror or e}.") from e
         return target
-
-    def download_name_of_file(self, base_name: str) -> str | None:
-        """The name the picture stored as `base_name` (`<32 hex>.png`) downloads as, or None for no such picture."""
-        with self._db.session() as db:
-            found = SessionRepository(db).number_of_file(base_name)
-        return download_name(*found) if found else None
 
     def star(self, picture_id: int, starred: bool = True, *, writer: Writer = LOCAL_WRITER) -> PictureView:
         """Star a picture of the writer's (a favourite), or take its star away; returns the picture."""

@@ -407,20 +407,6 @@ class SessionRepository:
         return self.db.execute(stmt).scalar()
 
     @_database_errors
-    def number_of_file(self, base_name: str) -> tuple[str, int] | None:
-        """The session title and number of the picture whose file is named `base_name`, or None."""
-        if not _FILE_BASE_NAME.fullmatch(base_name):
-            return None
-        stmt = (
-            select(ChatSession.title, Picture.number)
-            .join(Picture, Picture.session_id == ChatSession.id)
-            .where(Picture.file_name.endswith("/" + base_name))
-            .limit(1)
-        )
-        row = self.db.execute(stmt).first()
-        return (row[0], row[1]) if row else None
-
-    @_database_errors
     def all_file_names(self) -> set[str]:
         """The file names of every picture (for PictureFiles.reconcile at start-up)."""
         return set(self.db.scalars(select(Picture.file_name)))

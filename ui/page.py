@@ -17,7 +17,6 @@ from ui.components import (
     SessionsArea,
     start_picture_input,
 )
-from ui.views import name_downloads
 
 
 def build_ui(app: Illustrator) -> gr.Blocks:
@@ -40,7 +39,6 @@ def build_ui(app: Illustrator) -> gr.Blocks:
                         chat_area = _chat_column(app)
                     with gr.Column(scale=2):
                         picture_area = _picture_column()
-                        name_downloads(app, picture_area.current)  # its download: crow-city-03.png
                         sheet_area = sheet.sheet_panel()
             with gr.Tab("Gallery", id="gallery-tab", elem_id="gallery-tab") as gallery_tab:
                 gallery_area = _gallery_tab(gallery_tab)

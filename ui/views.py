@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -30,6 +29,12 @@ def local_time(moment: datetime, style: str = "long") -> str:
     return f'<time datetime="{utc:%Y-%m-%dT%H:%M:%SZ}" data-style="{style}">{fallback}</time>'
 
 
+def local_time_text(moment: datetime) -> str:
+    """A time where no markup is allowed (the session list shows its cells as text): "2026-12-02T17:16Z", which the
+    page's script writes out in the browser's time zone."""
+    return f"{moment.astimezone(timezone.utc):%Y-%m-%dT%H:%MZ}"
+
+
 def picture_caption(picture: PictureView) -> str:
     """The details shown under a picture."""
     strength = f" · strength {picture.strength:.2f}" if picture.strength is not None else ""
@@ -49,23 +54,6 @@ def gallery_details(picture: PictureView, session_title: str | None = None) -> s
     """The details of a picture chosen in the gallery (with its session's title, when given)."""
     where = f"**{as_text(session_title)}** · " if session_title else ""
     return picture_caption(picture) + f"\n\n*{where}Turn {picture.turn} · drawn {local_time(picture.created_at)}*"
-
-
-def name_downloads(app: Illustrator, image: gr.Image) -> None:
-    """The picture's own download button saves it as `crow-city-03.png`: Gradio names a download after the file
-    (`orig_name`), and our files are named by a random hex, so the name is looked up as the value goes out."""
-    gradio_postprocess = image.postprocess
-
-    def postprocess(value: Any) -> Any:
-        data = gradio_postprocess(value)
-        if data is not None and isinstance(value, (str, Path)):
-            name = app.library.download_name_of_file(Path(value).name)
-            if name is not None:
-                data.orig_name = name
-        return data
-
-    # An instance attribute, not a gr.Image subclass: Gradio writes a .pyi stub next to every subclass's module.
-    image.postprocess = postprocess  # type: ignore[method-assign]
 
 
 def chat_messages(view: SessionView) -> list[dict[str, Any]]:
@@ -109,7 +97,7 @@ def session_samples(
     """The session list as Dataset rows (thumbnail, title and date), most recent first, and the ids of its rows."""
     summaries = app.library.list_sessions(query, writer=writer)
     rows = [
-        [str(s.thumbnail) if s.thumbnail else None, f"**{as_text(s.title)}**  \n{local_time(s.updated_at, 'short')}"]
+        [str(s.thumbnail) if s.thumbnail else None, f"**{as_text(s.title)}**  \n{local_time_text(s.updated_at)}"]
         for s in summaries
     ]
     return rows, [s.id for s in summaries]

@@ -87,9 +87,6 @@ def test_numbers_sessions_times_downloads_and_favourites(start: Any, browser, tm
     assert "Picture #2" in details and "from your picture" in details and "from picture #" not in details
     assert re.search(r"Picture #2 · edit[^\n]*, from your picture", page.locator("#chat").inner_text())
     page.screenshot(path=str(tmp_path / "own-picture.png"), full_page=True)
-    with page.expect_download() as current:  # the current picture's own download button
-        page.locator("#current-picture a[download]").first.click()
-    assert current.value.suggested_filename == "a-lake-at-dawn-02.png"
 
     # 3. one order (newest first, said so) in both views; "All sessions" names each picture's session
     page.get_by_role("tab", name="Gallery").click()
@@ -148,8 +145,8 @@ def test_numbers_sessions_times_downloads_and_favourites(start: Any, browser, tm
     assert pictures == ["a-crow-over-the-city-starred/pictures/a-crow-over-the-city-02.png"]
     assert "Picture #2 ★" in storyboard and "make the moon red" in storyboard and "#1 ·" not in storyboard
     # the session list's times are local too
-    row_time = page.locator("#session-list time").first
-    assert "UTC" not in row_time.inner_text()
+    row = page.locator("#session-list tbody tr", has_text="crow").inner_text()
+    assert re.search(r"\d\d:\d\d", row) and not re.search(r"\d{4}-\d\d-\d\dT", row), row
     page.screenshot(path=str(tmp_path / "exported.png"), full_page=True)
     context.close()
 
@@ -160,5 +157,4 @@ def test_the_login_page_names_the_app(start: Any, browser, tmp_path: Path) -> No
     page.goto(url)
     page.get_by_text("Log in to see your sessions").wait_for(timeout=30_000)
     assert "Illustrator" in page.locator("body").inner_text()
-    assert page.title() == "Illustrator"
     page.screenshot(path=str(tmp_path / "login.png"), full_page=True)

@@ -171,8 +171,10 @@ def test_own_starting_picture_stars_downloads_and_a_starred_export(data_dir: Pat
     crow = service.send(None, "a crow over the city", SMALL)
     night = service.send(crow.session_id, "make it night", SMALL)
     assert (night.picture.number, night.picture.parent_number, night.picture.own_start) == (2, 1, False)
-    sketch = Image.new("RGB", (64, 64), (20, 80, 200))
-    own = service.send(crow.session_id, "a crow on my sketch", replace(SMALL, action=Action.EDIT, start_image=sketch))
+    sketch = data_dir / "my-sketch.png"
+    Image.new("RGB", (64, 64), (20, 80, 200)).save(sketch)
+    mine = replace(SMALL, action=Action.EDIT, start_image=str(sketch))
+    own = service.send(crow.session_id, "a crow on my sketch", mine)
     assert (own.picture.number, own.picture.parent_id, own.picture.own_start) == (3, None, True)
     ours = read_png_metadata(night.picture.path)["illustrator"]  # the file names the numbers too
     assert (ours["number"], ours["parent_number"], ours["own_start"]) == (2, 1, False)
