@@ -205,3 +205,26 @@ def test_own_starting_picture_stars_downloads_and_a_starred_export(data_dir: Pat
     assert not library.star(night.picture.id, False).starred
     with pytest.raises(InvalidInput, match="starred"):
         library.export(crow.session_id, starred=True)
+
+
+def test_export_command_takes_only_the_starred_pictures(data_dir: Path, offline_generator, tmp_path: Path) -> None:
+    from tests.illustrator.test_cli import run_cli
+
+    library, service, _ = make_library(data_dir, offline_generator, FallbackRefiner())
+    crow = service.send(None, "a crow over the city", SMALL)
+    night = service.send(crow.session_id, "make it night", SMALL)
+    library.star(night.picture.id)
+    service._db.dispose()
+    out = tmp_path / "out"
+    session = crow.session_id[:8]
+    done = run_cli("export", session, "--format", "storyboard", "--starred", "-o", str(out), data_dir=data_dir)
+    assert done.returncode == 0, done.stderr
+    with zipfile.ZipFile(out / "a-crow-over-the-city-starred.zip") as archive:
+        assert [n for n in archive.namelist() if n.endswith(".png")] == [
+            "a-crow-over-the-city-starred/pictures/a-crow-over-the-city-02.png"
+        ]
+    book = run_cli("export", session, "--format", "html", "--starred", "-o", str(out), data_dir=data_dir)
+    assert book.returncode == 0, book.stderr
+    page = next(out.rglob("index.html")).read_text(encoding="utf-8")
+    assert "make it night" in page and "a crow over the city" in page  # the title, and the starred turn's wish
+    assert page.count("<img") == 1
