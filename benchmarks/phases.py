@@ -34,6 +34,15 @@ PLAN_EDIT = (
     '{"prompt": "' + EDIT_PROMPT + ', detailed fantasy illustration", "negative_prompt": "blurry, low quality, '
     'deformed", "action": "edit", "strength": 0.55, "reply": "Making her hair red."}'
 )
+# A story passage: the rules read little of it, so the sheet asks the LLM for the change (scripted as below).
+MESSAGE_STORY = (
+    "Mira climbed the lighthouse stairs at midnight, her lantern swinging, while the storm threw waves at the rocks."
+)
+CHANGE_STORY = (
+    '{"action": "new", "changes": [{"op": "add_subject", "subject": "Mira", "value": "Mira"}, '
+    '{"op": "set", "attribute": "holding", "value": "holding a lantern"}, '
+    '{"op": "set", "subject": "scene", "attribute": "setting", "value": "lighthouse stairs"}]}'
+)
 EDIT_STRENGTH = 0.5
 EDIT_STEPS = 2  # sd-turbo's model card: img2img with 2 steps at strength 0.5 runs one UNet step
 
@@ -215,9 +224,10 @@ def measure_ours(
     if status.placeholder or status.state.value != "ready":
         raise RuntimeError(f"The benchmark models did not load: {status.summary}")
     loaded = memory_mb()
-    generator, refiner = models.generator(), models.refiner()
-    script = ScriptedPlans(refiner.model, refiner.tokenizer)
-    refiner.scores_hook = script.hook  # the app's refiner decodes by itself when it keeps its KV caches
+    generator, refiner = models.generator(), models.refiner()  # the app's refiner: the story sheet over the LLM
+    llm = chat_llm(refiner)
+    script = ScriptedPlans(llm.model, llm.tokenizer)
+    llm.scores_hook = script.hook  # the app's LLM decodes by itself when it keeps its KV caches
     library = Library(service_db, service_files, Thumbnails(settings.thumbnails_dir, service_files))
     session_id = library.create_session("benchmark").id  # where the parts phase saves its pictures
     context = OursContext(service, generator, refiner, script, data_dir, session_id)
@@ -232,18 +242,21 @@ def measure_ours(
     _wrap_inner_steps(watch, service, generator, refiner)
     sync = generator.device.type == "cuda"
 
-    def turn(session: str | None, message: str, plan: str, action: str) -> str:
-        script.plan = plan
+    def turn(session: str | None, message: str, action: str, change: str | None = None) -> str:
+        """One turn; `change`: the LLM's scripted answer where the sheet must ask it (None: the rules are certain)."""
+        script.plan = change or ""
         result = service.send(session, message)
-        if result.plan.source != "llm" or result.picture.action != action:
-            raise RuntimeError(f"The scripted turn went wrong: {result.plan} / {result.picture.action}")
+        asked = getattr(refiner, "last_asked", True)
+        taken = result.plan.source == "llm"
+        if result.picture.action != action or asked != (change is not None) or taken != (change is not None):
+            raise RuntimeError(f"The scripted turn went wrong (LLM asked: {asked}): {result.plan}")
         context.last_result = result
         return str(result.session_id)
 
     # Each txt2img turn opens a session and each edit edits its first picture, so that every measured turn reads
     # the same conversation as the parts measured alone (a session's conversation grows with its turns).
     first_turn_started = time.perf_counter()
-    turn(None, MESSAGE_NEW, PLAN_NEW, "new")
+    turn(None, MESSAGE_NEW, "new")
     first_turn_s = time.perf_counter() - first_turn_started
     txt2img = Timing()
     new_seconds: dict[str, list[float]] = defaultdict(list)
@@ -251,7 +264,7 @@ def measure_ours(
         as_a_new_session(service, refiner)
         watch.clear()
         started = time.perf_counter()
-        turn(None, MESSAGE_NEW, PLAN_NEW, "new")
+        turn(None, MESSAGE_NEW, "new")
         if sync:
             torch.cuda.synchronize()
         txt2img.runs.append(time.perf_counter() - started)
@@ -262,24 +275,36 @@ def measure_ours(
     edit_seconds: dict[str, list[float]] = defaultdict(list)
     for run in range(options.warmup + options.repeats):
         as_a_new_session(service, refiner)
-        session = turn(None, MESSAGE_NEW, PLAN_NEW, "new")
+        session = turn(None, MESSAGE_NEW, "new")
         service.wait_until_prepared()  # the writer reads the picture and types: the refiner prepares meanwhile
         watch.clear()
         started = time.perf_counter()
-        turn(session, MESSAGE_EDIT, PLAN_EDIT, "edit")
+        turn(session, MESSAGE_EDIT, "edit")
         if run >= options.warmup:
             edit.runs.append(time.perf_counter() - started)
             for label, seconds in watch.seconds.items():
                 edit_seconds[label].extend(seconds)
     edit_steps = {label: round(Timing(seconds).median, 4) for label, seconds in edit_seconds.items()}
     edit_steps.setdefault("vae_encode", 0.0)
+    story = Timing()  # a new picture from a story passage: the sheet asks the LLM for the change
+    story_seconds: dict[str, list[float]] = defaultdict(list)
+    for run in range(options.warmup + options.repeats):
+        as_a_new_session(service, refiner)
+        watch.clear()
+        started = time.perf_counter()
+        turn(None, MESSAGE_STORY, "new", CHANGE_STORY)
+        if run >= options.warmup:
+            story.runs.append(time.perf_counter() - started)
+            for label, seconds in watch.seconds.items():
+                story_seconds[label].extend(seconds)
+    story_steps = {label: round(Timing(seconds).median, 4) for label, seconds in story_seconds.items()}
     after = memory_mb()
     return {
         "settings": {
             "device": str(generator.device),
             "dtype": str(generator.dtype).removeprefix("torch."),
             "decoder": generator.decoder,
-            "refiner_dtype": str(refiner.model.dtype).removeprefix("torch."),
+            "refiner_dtype": str(llm.model.dtype).removeprefix("torch."),
             "steps": generator.defaults.steps,
             "size": f"{generator.defaults.width}x{generator.defaults.height}",
         },
@@ -287,6 +312,7 @@ def measure_ours(
         "first_turn_s": round(first_turn_s, 2),
         "txt2img_turn": {**txt2img.to_dict(), "steps_s": new_steps},
         "edit_turn": {**edit.to_dict(), "steps_s": edit_steps},
+        "story_turn": {**story.to_dict(), "steps_s": story_steps},
         "memory": {
             **_memory_delta(baseline, both=loaded),
             "after_turns": _memory_delta(baseline, after=after)["after"],
@@ -294,16 +320,23 @@ def measure_ours(
     }, context
 
 
+def chat_llm(refiner: Any) -> Any:
+    """The LLM behind the app's refiner (the story sheet's proposer), or the refiner itself when it is the LLM."""
+    return getattr(refiner, "proposer", None) or refiner
+
+
 def as_a_new_session(service: Any, refiner: Any) -> None:
-    """Kept KV caches as when a writer opens a new session in an app that served others: the prompt's head only.
+    """Kept KV caches as when a writer opens a new session in an app that served others: the prompt's head only
+    (the system prompt, and for the sheet's change prompt an empty sheet: every new session's prompt starts so).
 
     Without this, each measured txt2img turn (the same message in a new session) would find its whole prompt kept.
     """
     from illustrator.plan import RefinerState
 
     service.wait_until_prepared()
-    if getattr(refiner, "kept", None) is not None:
-        refiner.kept.clear()
+    kept = getattr(chat_llm(refiner), "kept", None)
+    if kept is not None:
+        kept.clear()
         refiner.warm([], RefinerState())
 
 
@@ -317,18 +350,24 @@ def _wrap_inner_steps(watch: Stopwatch, service: Any, generator: Any, refiner: A
     watch.wrap(text_to_image.unet, "forward", "unet")  # one object in both pipelines (from_pipe)
     watch.wrap(text_to_image.vae, "decode", "decode")
     watch.wrap(service._files, "save", "png_save")
-    watch.wrap(service._latents, "put", "latents_keep")
+    kept = getattr(service._models.backend(), "kept", None)  # the local backend's latents, found by the pixels
+    if kept is not None:
+        watch.wrap(kept, "keep", "latents_keep")
+        watch.wrap(kept, "find", "latents_find")
 
 
-def overhead_by_step(turn: dict[str, float], parts: dict[str, Any], decoder: str) -> dict[str, float]:
+def overhead_by_step(
+    turn: dict[str, float], parts: dict[str, Any], decoder: str, turn_s: float | None = None
+) -> dict[str, float]:
     """The turn's overhead over its parts alone, split: each part inside the turn minus alone, and what no part holds.
 
-    The values add up to the turn minus the sum of the parts (up to the difference between sums and medians).
+    The values add up to the turn (`turn_s`, its median) minus the sum of the parts: each is a median over the runs,
+    so the last term holds what the medians of the steps do not add up to.
     """
-    alone = {key: parts[key]["median_s"] for key in ("llm_rewrite", "text_encode", "unet_step", decoder, "save")}
+    alone = {key: parts[key]["median_s"] for key in ("refine", "text_encode", "unet_step", decoder, "save")}
     draw_inside = turn.get("text_encode", 0.0) + turn.get("unet", 0.0) + turn.get("decode", 0.0)
     split = {
-        "refine_inside_minus_alone": turn["refine"] - alone["llm_rewrite"],
+        "refine_inside_minus_alone": turn["refine"] - alone["refine"],
         "text_encode_inside_minus_alone": turn.get("text_encode", 0.0) - alone["text_encode"],
         "unet_inside_minus_alone": turn.get("unet", 0.0) - alone["unet_step"],
         "decode_inside_minus_alone": turn.get("decode", 0.0) - alone[decoder],
@@ -338,6 +377,11 @@ def overhead_by_step(turn: dict[str, float], parts: dict[str, Any], decoder: str
             turn.get("turn", 0.0) - turn["refine"] - turn["draw"] - turn["save"]
         ),
     }
+    if turn_s is not None:
+        overhead = turn_s - sum(alone.values())
+        split["the rest (the harness's own call around the turn, medians of steps vs the turn's)"] = overhead - sum(
+            split.values()
+        )
     return {key: round(value, 4) for key, value in split.items()}
 
 
@@ -357,27 +401,50 @@ def measure_parts(context: OursContext, image_folder: Path, options: Options) ->
     width, height = generator.defaults.width, generator.defaults.height
     parts: dict[str, Any] = {}
 
-    # the refiner: one rewrite as in the turn, its prefill alone, and tokens per second
-    refiner = context.refiner
-    conversation = [ChatMessage("user", MESSAGE_NEW)]
-    context.script.plan = PLAN_NEW
+    # the refiner as in the turns: the sheet alone (the rules are certain of MESSAGE_NEW: no LLM), and the sheet
+    # asking the LLM for a story passage's change
+    refiner, llm = context.refiner, chat_llm(context.refiner)
 
     def fresh() -> None:
         as_a_new_session(context.service, refiner)
 
-    rewrite = timed(
-        lambda: refiner.refine(conversation, RefinerState()), repeats=repeats, warmup=warmup, sync=sync, setup=fresh
+    new_session = [ChatMessage("user", MESSAGE_NEW)]
+    parts["refine"] = timed(
+        lambda: refiner.refine(new_session, RefinerState()), repeats=repeats, warmup=warmup, sync=sync, setup=fresh
+    ).to_dict()
+    parts["refine"]["llm_asked"] = bool(getattr(refiner, "last_asked", True))
+    context.script.plan = CHANGE_STORY
+    story = [ChatMessage("user", MESSAGE_STORY)]
+    change = timed(
+        lambda: refiner.refine(story, RefinerState()), repeats=repeats, warmup=warmup, sync=sync, setup=fresh
     )
-    new_tokens = refiner.last_timing.new_tokens
-    prefilled = refiner.last_prefill_tokens  # with kept caches: the prompt's head came from the cache
-    inputs = refiner.tokenizer.apply_chat_template(
-        refiner.build_messages(conversation, RefinerState()),
+    parts["llm_change"] = {
+        **change.to_dict(),
+        "llm_asked": bool(getattr(refiner, "last_asked", True)),
+        "prefill_tokens": llm.last_prefill_tokens,
+        "new_tokens": llm.last_timing.new_tokens,
+    }
+
+    # the whole-plan rewrite the app asked of the LLM before the sheet (a lever's history): prefill, tokens/s
+    conversation = [ChatMessage("user", MESSAGE_NEW)]
+    context.script.plan = PLAN_NEW
+
+    def fresh_llm() -> None:
+        as_a_new_session(context.service, llm)
+
+    rewrite = timed(
+        lambda: llm.refine(conversation, RefinerState()), repeats=repeats, warmup=warmup, sync=sync, setup=fresh_llm
+    )
+    new_tokens = llm.last_timing.new_tokens
+    prefilled = llm.last_prefill_tokens  # with kept caches: the prompt's head came from the cache
+    inputs = llm.tokenizer.apply_chat_template(
+        llm.build_messages(conversation, RefinerState()),
         add_generation_prompt=True,
         return_tensors="pt",
         return_dict=True,
-    ).to(refiner.model.device)
+    ).to(llm.model.device)
     with torch.inference_mode():
-        prefill = timed(lambda: refiner.model(**inputs), repeats=repeats, warmup=warmup, sync=sync)
+        prefill = timed(lambda: llm.model(**inputs), repeats=repeats, warmup=warmup, sync=sync)
     decode_rate = (new_tokens - 1) / max(rewrite.median - prefill.median, 1e-9)
     parts["llm_rewrite"] = {
         **rewrite.to_dict(),
@@ -386,26 +453,26 @@ def measure_parts(context: OursContext, image_folder: Path, options: Options) ->
         "new_tokens": new_tokens,
         "prefill_s": round(prefill.median, 4),
         "tokens_per_s": round(decode_rate, 1),
-        "bound_s": round(prefill.median + refiner.max_new_tokens / decode_rate, 2),  # an answer that hits the limit
-        "max_new_tokens": refiner.max_new_tokens,
-        "dtype": str(refiner.model.dtype).removeprefix("torch."),
+        "bound_s": round(prefill.median + llm.max_new_tokens / decode_rate, 2),  # an answer that hits the limit
+        "max_new_tokens": llm.max_new_tokens,
+        "dtype": str(llm.model.dtype).removeprefix("torch."),
     }
     # the same rewrite without prompt-lookup decoding, with the kept system-prompt cache instead, and with neither
-    lookup, kept, caches = refiner.prompt_lookup_tokens, refiner.cache_prefix, getattr(refiner, "kept", None)
-    refiner.kept = None  # these two decode through transformers, as the app did before it kept its caches
+    lookup, kept, caches = llm.prompt_lookup_tokens, llm.cache_prefix, getattr(llm, "kept", None)
+    llm.kept = None  # these two decode through transformers, as the app did before it kept its caches
     for key, lookup_tokens, keep in (("llm_rewrite_prefix_cache", 0, True), ("llm_rewrite_plain", 0, False)):
-        refiner.prompt_lookup_tokens, refiner.cache_prefix = lookup_tokens, keep
-        figure = timed(lambda: refiner.refine(conversation, RefinerState()), repeats=repeats, warmup=warmup, sync=sync)
-        parts[key] = {**figure.to_dict(), "prefill_tokens": refiner.last_prefill_tokens}
-    refiner.prompt_lookup_tokens, refiner.cache_prefix, refiner.kept = lookup, kept, caches
+        llm.prompt_lookup_tokens, llm.cache_prefix = lookup_tokens, keep
+        figure = timed(lambda: llm.refine(conversation, RefinerState()), repeats=repeats, warmup=warmup, sync=sync)
+        parts[key] = {**figure.to_dict(), "prefill_tokens": llm.last_prefill_tokens}
+    llm.prompt_lookup_tokens, llm.cache_prefix, llm.kept = lookup, kept, caches
     parts["llm_rewrite"]["prompt_lookup_tokens"] = lookup
-    if refiner.model.dtype != torch.bfloat16 and device.type == "cpu":  # what bf16 would give the refiner here
-        original = refiner.model.dtype
-        refiner.model.to(torch.bfloat16)
+    if llm.model.dtype != torch.bfloat16 and device.type == "cpu":  # what bf16 would give the refiner here
+        original = llm.model.dtype
+        llm.model.to(torch.bfloat16)
         parts["llm_rewrite_bf16"] = timed(
-            lambda: refiner.refine(conversation, RefinerState()), repeats=repeats, warmup=warmup
+            lambda: llm.refine(conversation, RefinerState()), repeats=repeats, warmup=warmup
         ).to_dict()
-        refiner.model.to(original)
+        llm.model.to(original)
 
     with torch.inference_mode():
         # text encoding

@@ -7,7 +7,16 @@ import logging
 from typing import Any
 
 from benchmarks.measure import Timing
-from benchmarks.phases import EDIT_PROMPT, PLAN_EDIT, PLAN_NEW, Options, ScriptedPlans
+from benchmarks.phases import (
+    CHANGE_STORY,
+    EDIT_PROMPT,
+    MESSAGE_STORY,
+    PLAN_EDIT,
+    PLAN_NEW,
+    Options,
+    ScriptedPlans,
+    chat_llm,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +45,16 @@ REPLIES = [
 ]
 # The story sheet's answer: a short change instead of the whole plan (its format is the sheet engineer's; only its
 # length matters here).
+# Turn 10 told as a story passage, and the change the LLM is scripted to answer for it.
+STORY_TURN10 = (
+    "That night she stood on her rock and sang to the drowned bells while the fishermen's lanterns gathered on the "
+    "black water."
+)
+CHANGE_TURN10 = (
+    '{"action": "new", "changes": [{"op": "focus", "subject": "mermaid"}, '
+    '{"op": "set", "attribute": "pose", "value": "singing"}, '
+    '{"op": "set", "subject": "scene", "attribute": "lighting", "value": "lantern light on black water"}]}'
+)
 SHORT_ANSWER = '{"change": {"hair": "red"}, "action": "edit", "strength": 0.55}'
 
 
@@ -79,9 +98,13 @@ def state_last(refiner: Any) -> Any:
     return refiner
 
 
-def measure_refiner_turns(base: Any, script: ScriptedPlans, options: Options) -> dict[str, Any]:
-    """Seconds of one refiner call at turn 1 and turn 10, for each lever; answers are scripted (see ScriptedPlans)."""
+def measure_refiner_turns(refiner: Any, script: ScriptedPlans, options: Options) -> dict[str, Any]:
+    """Seconds of one refiner call at turn 1 and turn 10: the app's path (the sheet; the LLM asked for a story
+    passage, not asked for a wish the rules are certain of), then the whole-plan levers; answers are scripted."""
     from illustrator.refiner import LLMRefiner
+
+    base = chat_llm(refiner)
+    figures = measure_sheet_turns(base, script, options)
 
     def make(keep: bool, lookup: int, last: bool) -> Any:
         refiner = LLMRefiner(base.model, base.tokenizer, name=base.name, keep_caches=keep, prompt_lookup_tokens=lookup)
@@ -100,11 +123,90 @@ def measure_refiner_turns(base: Any, script: ScriptedPlans, options: Options) ->
         ("kept_warm_turn10_short_no_lookup", make(True, 0, False), 10, SHORT_ANSWER, "warm"),
         ("kept_state_last_turn10_short", make(True, 10, True), 10, SHORT_ANSWER, "last_turn"),
     ]
-    figures: dict[str, Any] = {}
-    for key, refiner, turn, answer, prepare in cases:
+    for key, lever, turn, answer, prepare in cases:
         logger.info("Refiner: %s", key)
-        figures[key] = _measure(refiner, script, turn, answer, prepare, options)
+        figures[key] = _measure(lever, script, turn, answer, prepare, options)
     return figures
+
+
+def sheet_state_at(turn: int) -> Any:
+    """The state at `turn` as the app keeps it: the sheet after the writer's earlier messages (read by the rules)."""
+    from illustrator.plan import ChatMessage, RefinerState
+    from illustrator.refining.turn import SheetRefiner
+
+    rules, state = SheetRefiner(None), RefinerState()
+    conversation: list[Any] = []
+    for index in range(turn - 1):
+        conversation.append(ChatMessage("user", WRITER[index]))
+        plan = rules.refine(conversation, state)
+        conversation.append(ChatMessage("assistant", REPLIES[index]))
+        earlier = (*state.earlier, state.sheet) if state.sheet else state.earlier
+        state = RefinerState(plan.prompt, plan.negative_prompt, True, sheet=plan.sheet, earlier=earlier)
+    return state
+
+
+def measure_sheet_turns(base: Any, script: ScriptedPlans, options: Options) -> dict[str, Any]:
+    """The sheet over a kept-cache LLM, at turn 1 and 10: a wish the rules are certain of, and a story passage."""
+    from illustrator.refiner import LLMRefiner
+    from illustrator.refining.turn import SheetRefiner
+
+    llm = LLMRefiner(base.model, base.tokenizer, name=base.name, keep_caches=True)
+    llm.scores_hook = script.hook
+    sheet = SheetRefiner(llm)
+    cases = [
+        # key, turn, the writer's message, the LLM's scripted change (None: the rules are certain), warmed
+        ("sheet_certain_turn1", 1, WRITER[0], None, False),
+        ("sheet_certain_turn10", 10, WRITER[9], None, True),
+        ("sheet_story_turn1", 1, MESSAGE_STORY, CHANGE_STORY, False),
+        ("sheet_story_turn10", 10, STORY_TURN10, CHANGE_TURN10, True),
+        ("sheet_story_turn10_not_warmed", 10, STORY_TURN10, CHANGE_TURN10, False),
+    ]
+    figures: dict[str, Any] = {}
+    for key, turn, message, answer, warmed in cases:
+        logger.info("Refiner: %s", key)
+        figures[key] = _measure_sheet(sheet, script, turn, message, answer, warmed, options)
+    return figures
+
+
+def _measure_sheet(
+    sheet: Any, script: ScriptedPlans, turn: int, message: str, answer: str | None, warmed: bool, options: Options
+) -> dict[str, Any]:
+    from illustrator.plan import ChatMessage, RefinerState
+    from illustrator.refining.proposal import change_messages
+    from illustrator.refining.turn import current_sheet
+
+    llm = sheet.proposer
+    state = sheet_state_at(turn)
+    conversation, _ = conversation_at(turn)
+    conversation[-1] = ChatMessage("user", message)
+    timing, warm_s = Timing(), 0.0
+    for run in range(options.warmup + options.repeats):
+        # the kept caches when the writer sends: the head every prompt shares (another session's), then, as the
+        # service does after the last turn, the change prompt on this sheet up to the wish
+        llm.kept.clear()
+        sheet.warm([], RefinerState())
+        before = _now()
+        if warmed:
+            sheet.warm(conversation[:-1], state)
+        warm_s = _now() - before
+        script.plan = answer or ""
+        before = _now()
+        sheet.refine(conversation, state)
+        seconds = _now() - before
+        if sheet.last_asked != (answer is not None):
+            raise RuntimeError(f"The sheet {'did not ask' if answer else 'asked'} the LLM for {message!r}.")
+        if run >= options.warmup:
+            timing.runs.append(seconds)
+    messages = change_messages(message, current_sheet(state))
+    ids = llm.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)["input_ids"]
+    return {
+        **timing.to_dict(),
+        "llm_asked": answer is not None,
+        "prompt_tokens": len(ids) if answer else 0,
+        "prefill_tokens": llm.last_prefill_tokens if answer else 0,
+        "answer_tokens": script.tokens(answer) if answer else 0,
+        "warm_s": round(warm_s, 3),
+    }
 
 
 def _measure(refiner: Any, script: ScriptedPlans, turn: int, answer: str, prepare: str, options: Options) -> dict:
@@ -184,6 +286,11 @@ def summary_lines(figures: dict[str, Any]) -> list[str]:
 
 
 _LABELS: dict[str, str] = {
+    "sheet_certain_turn1": "the app: sheet, rules certain (LLM not asked), turn 1",
+    "sheet_certain_turn10": "the app: sheet, rules certain (LLM not asked), turn 10",
+    "sheet_story_turn1": "the app: sheet, story passage (LLM asked for the change), turn 1",
+    "sheet_story_turn10": "the app: sheet, story passage (LLM asked), warmed after turn 9, turn 10",
+    "sheet_story_turn10_not_warmed": "sheet, story passage (LLM asked), not warmed, turn 10",
     "today_turn1": "no kept caches (the app before; prompt lookup by transformers), turn 1",
     "today_turn10": "no kept caches, turn 10",
     "today_turn10_short": "no kept caches, turn 10, short answer",

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 PART_NAMES = {
-    "llm_rewrite": "LLM rewrite (refiner)",
+    "refine": "refine as in the txt2img turn (the sheet; the rules are certain, the LLM is not asked)",
+    "llm_change": "refine of a story passage (the sheet asks the LLM for the change)",
+    "llm_rewrite": "LLM rewrite of the whole plan (the app's refiner before the sheet)",
     "llm_rewrite_prefix_cache": "LLM rewrite without prompt lookup, system prompt's KV cache kept",
     "llm_rewrite_plain": "LLM rewrite, plain greedy decoding (neither)",
     "llm_rewrite_bf16": "LLM rewrite, refiner in bfloat16",
@@ -54,7 +56,7 @@ def render_markdown(results: dict[str, Any]) -> str:
     if "compile" in results:
         lines += ["", *_compile_lines(results["compile"])]
     if "startup" in results:
-        lines += ["", *_startup_table(results["startup"])]
+        lines += ["", *startup_table(results["startup"])]
     lines += ["", *_machine_lines(results)]
     return "\n".join(lines) + "\n"
 
@@ -97,6 +99,12 @@ def _turn_table(results: dict[str, Any]) -> list[str]:
         f"peak {_mb(memory['after_turns'], 'peak_rss_mb')} |"
     )
     rows.append(f"| {label}: edit turn | {_s(ours['edit_turn']['median_s'])} | {_runs(ours['edit_turn'])} | |")
+    if "story_turn" in ours:
+        story = ours["story_turn"]
+        rows.append(
+            f"| {label}: txt2img turn from a story passage (the LLM asked) | {_s(story['median_s'])} | "
+            f"{_runs(story)} | |"
+        )
     steps = ours["txt2img_turn"]["steps_s"]
     edit_steps = ours["edit_turn"]["steps_s"]
     rows.append(
@@ -134,6 +142,10 @@ def _parts_table(results: dict[str, Any]) -> list[str]:
                 f"hits the {figure['max_new_tokens']}-token limit: {figure['bound_s']:.1f} s; prompt lookup "
                 f"{figure.get('prompt_lookup_tokens', 0)} tokens"
             )
+        elif key == "llm_change":
+            note = f"{figure['prefill_tokens']} prompt tokens computed in the call, {figure['new_tokens']} new tokens"
+        elif key == "refine":
+            note = "LLM asked" if figure.get("llm_asked") else "LLM not asked"
         elif "prefill_tokens" in figure:
             note = f"same answer; prefill of {figure['prefill_tokens']} prompt tokens"
         rows.append(f"| {name} | {_s(figure['median_s'])} | {_runs(figure)} | {note} |")
@@ -162,7 +174,14 @@ def _summary_lines(results: dict[str, Any]) -> list[str]:
         lines.append(f"  - {step}: {seconds:+.3f} s")
     lines.append(
         f"- Refiner's share of the turn: {summary['refiner_share_txt2img'] * 100:.0f}% (txt2img), "
-        f"{summary['refiner_share_edit'] * 100:.0f}% (edit)."
+        f"{summary['refiner_share_edit'] * 100:.0f}% (edit)"
+        + (
+            f", {summary['refiner_share_story'] * 100:.0f}% (a story passage, the LLM asked: "
+            f"{_s(summary['story_turn_s'])} a turn"
+            + (f", {summary['speedup_story_turn']}x plain)." if "speedup_story_turn" in summary else ").")
+            if "story_turn_s" in summary
+            else "."
+        )
     )
     sharing = results["sharing"]
     lines.append(
@@ -208,7 +227,8 @@ def _compile_lines(figures: dict[str, Any]) -> list[str]:
     ]
 
 
-def _startup_table(rows: list[dict[str, Any]]) -> list[str]:
+def startup_table(rows: list[dict[str, Any]]) -> list[str]:
+    """The start-up rows: page served, models loaded, first picture."""
     lines = ["| start-up of `illustrator serve` | page served | models loaded | first picture |", "|---|---|---|---|"]
     for row in rows:
         lines.append(

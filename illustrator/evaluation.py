@@ -74,6 +74,7 @@ class CaseResult:
     final: Plan | None = None
     llm_tokens: int = 0  # tokens the LLM generated for this case, and the seconds it took
     llm_seconds: float = 0.0
+    llm_asked: int = 0  # turns on which the refiner asked its LLM (a SheetRefiner skips it where the rules are certain)
 
     @property
     def passed(self) -> bool:
@@ -137,9 +138,15 @@ class EvalReport:
         plans = [r.final for r in self.results if r.final is not None]
         return sum(p.source == "llm" for p in plans) / len(plans) if plans else 0.0
 
+    @property
+    def llm_asked(self) -> tuple[int, int]:
+        """(turns on which the LLM was asked, turns): the rest were read by the rules alone."""
+        return sum(r.llm_asked for r in self.results), sum(r.plans for r in self.results)
+
     def to_dict(self) -> dict[str, Any]:
         """The report as plain JSON-able values."""
         return {
+            "llm_asked_turns": _counts(*self.llm_asked),
             "refiner": self.refiner,
             "properties": {name: _counts(*self.pass_rate(name)) for name in PROPERTIES},
             "overall": _counts(*self.overall),
@@ -227,7 +234,7 @@ def run_case(refiner: Refiner, case: EvalCase) -> CaseResult:
     turns = _turns(case)
     state, conversation = case.state, [] if case.replay else list(case.messages[:-1])
     valid, failures, seconds, plan = True, [], 0.0, None
-    tokens, llm_seconds = 0, 0.0
+    tokens, llm_seconds, asked = 0, 0.0, 0
     for message in turns:
         conversation.append(message)
         timing = getattr(refiner, "last_timing", None)
@@ -239,6 +246,7 @@ def run_case(refiner: Refiner, case: EvalCase) -> CaseResult:
             checks = dict.fromkeys(_checked(case.expect), False)
             return CaseResult(case.id, case.split, checks, (f"raised {e!r}",), 0.0, 1)
         seconds += time.perf_counter() - started
+        asked += bool(getattr(refiner, "last_asked", getattr(refiner, "last_timing", None) is not timing))
         if getattr(refiner, "last_timing", None) is not timing:  # the LLM ran for this plan
             tokens, llm_seconds = tokens + refiner.last_timing.new_tokens, llm_seconds + refiner.last_timing.seconds  # type: ignore[attr-defined]
         if not _is_valid(plan, state):
@@ -251,7 +259,7 @@ def run_case(refiner: Refiner, case: EvalCase) -> CaseResult:
     checks, reasons = score_plan(plan, case.expect)
     checks = {"valid": valid, **checks}
     return CaseResult(
-        case.id, case.split, checks, (*failures, *reasons), seconds, len(turns), plan, tokens, llm_seconds
+        case.id, case.split, checks, (*failures, *reasons), seconds, len(turns), plan, tokens, llm_seconds, asked
     )
 
 

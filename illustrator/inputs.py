@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 ALLOWED_CONTROLS = frozenset("\n\r\t")
 MAX_PICTURE_ID = 2**63 - 1
+MAX_CANDIDATES = 4  # pictures drawn for one turn, side by side, for the writer to choose from
 
 
 def check_message(text: Any, limit: int) -> str:
@@ -70,6 +71,8 @@ def check_options(options: TurnOptions) -> None:
         if len(value) > MAX_PROMPT_CHARS:
             raise InvalidInput(f"{label} is too long: {len(value)} characters (the limit is {MAX_PROMPT_CHARS}).")
         check_text(value, label)
+    if not (_is_int(options.candidates) and 1 <= options.candidates <= MAX_CANDIDATES):
+        raise InvalidInput(f"candidates must be a whole number from 1 to {MAX_CANDIDATES}, not {options.candidates!r}.")
     picture_id = options.base_picture_id
     if picture_id is not None and not (_is_int(picture_id) and 0 < picture_id <= MAX_PICTURE_ID):
         raise InvalidInput(f"base_picture_id must be a picture's number, not {picture_id!r}.")

@@ -183,6 +183,12 @@ class Library:
         with self._db.session() as db:
             return picture_view(SessionRepository(db).get_picture(picture_id, writer.owner), self._files.root)
 
+    def session_pictures(self, session_id: str, *, writer: Writer = LOCAL_WRITER) -> list[PictureView]:
+        """Every picture of a session of the writer's, in the order drawn (its lineage tree is made of them)."""
+        with self._db.session() as db:
+            rows = SessionRepository(db).list_pictures(session_id, limit=None, owner=writer.owner)
+            return [picture_view(row, self._files.root) for row in rows]
+
     def delete_session(self, session_id: str, *, writer: Writer = LOCAL_WRITER) -> None:
         """Delete a session of the writer's, its messages, its picture files and their thumbnails."""
         with self._db.transaction() as db:

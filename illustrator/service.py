@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from illustrator.credits import artists_in, credit_line
-from illustrator.errors import InvalidInput, NotFound, StorageError
+from illustrator.errors import GenerationCancelled, InvalidInput, NotFound, StorageError
 from illustrator.images import PictureSource, load_picture
 from illustrator.inputs import check_message, check_options
 from illustrator.labels import picture_label
@@ -23,7 +23,7 @@ from illustrator.refining.history import set_lock, sheet_context
 from illustrator.settings import Settings
 from illustrator.writers import LOCAL_WRITER, Writer
 from storage.db import Database
-from storage.files import PictureFiles
+from storage.files import PictureFiles, SavedFile
 from storage.pngmeta import with_artists
 from storage.repository import SessionRepository, next_picture_number, title_from_message
 from storage.tables import Message, Picture
@@ -59,6 +59,7 @@ class TurnOptions:
     prompt: str | None = None  # the writer's own version of the refined prompt
     base_picture_id: int | None = None  # continue from this picture instead of the latest (a branch)
     start_image: PictureSource | None = None  # the writer's own starting picture: a file's path or its bytes
+    candidates: int = 1  # pictures drawn for the turn (seeds seed, seed+1, ...); the writer picks one to go on from
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,16 @@ class TurnResult:
     plan: Plan
     picture: PictureView
     reply: MessageView
+    candidates: tuple[PictureView, ...] = ()  # every picture of the turn when several were drawn (picture first)
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a turn's pictures were drawn from: a picture of the session (its id and number), or the writer's own."""
+
+    parent_id: int | None
+    parent_number: int | None
+    own_start: bool
 
 
 @dataclass(frozen=True)
@@ -197,23 +208,29 @@ class TurnService:
             conversation = [ChatMessage(m.role, m.content) for m in repo.list_messages(chat.id)]  # type: ignore[arg-type]
             base = self._base_picture(repo, chat.id, options.base_picture_id)
 
-        # 3. refine the conversation into a plan: a change to the story sheet of the picture it starts from
-        report(0.05, "Refining the prompt…")
-        state, conversation = self._sheet_state(session_id, base, start is not None, conversation)
-        plan = self._apply_overrides(self._models.refiner().refine(conversation, state), options, state)
-
-        # 4. draw
-        report(0.15, "Drawing…")
+        # 3. refine the conversation into a plan: a change to the story sheet of the picture it starts from.
+        # Stop is heard from here on: a turn stopped while the refiner thinks ends before anything is drawn.
         cancel = threading.Event()
         with self._cancel_lock:
             self._cancel_events[session_id] = (writer, cancel)
         try:
-            drawn = self._draw(plan, base, options, start, report, preview, cancel)
+            report(0.05, "Refining the prompt…")
+            state, conversation = self._sheet_state(session_id, base, start is not None, conversation)
+            plan = self._apply_overrides(self._models.refiner().refine(conversation, state), options, state)
+            if cancel.is_set():
+                raise GenerationCancelled("The turn was stopped before drawing.")
+
+            # 4. draw: one picture, or several candidates (seeds seed, seed+1, ...; one backend call each)
+            report(0.15, "Drawing…")
+            drawn = [self._draw(plan, base, options, start, report, preview, cancel)]
+            for i in range(1, options.candidates):
+                options = replace(options, seed=(drawn[0].params.seed + i) % (MAX_SEED + 1))
+                drawn.append(self._draw(plan, base, options, start, report, None, cancel, (i, options.candidates)))
         finally:
             with self._cancel_lock:
                 self._cancel_events.pop(session_id, None)
 
-        # 5. save the picture file, then the rows that point at it
+        # 5. save the picture files, then the rows that point at them
         report(0.95, "Saving…")
         own_start = start is not None and plan.action is Action.EDIT  # drawn from the writer's own picture
         result = self._save_turn(session_id, plan, drawn, base, own_start=own_start)
@@ -232,7 +249,8 @@ class TurnService:
         refiner = self._models.refiner()
         if not refiner.prepares_ahead:
             return
-        state = RefinerState(last_prompt=picture.prompt, last_negative_prompt=picture.negative_prompt, has_picture=True)
+        prompt, negative = picture.prompt, picture.negative_prompt
+        state = RefinerState(last_prompt=prompt, last_negative_prompt=negative, has_picture=True, sheet=picture.sheet)
 
         def warm() -> None:
             try:
@@ -317,6 +335,7 @@ class TurnService:
         report: Progress,
         preview: Preview | None,
         cancel: threading.Event,
+        part: tuple[int, int] = (0, 1),
     ) -> GeneratedPicture:
         from illustrator.generator import GenerationParams
 
@@ -339,8 +358,11 @@ class TurnService:
             strength=plan.strength,
         )
 
+        which, count = part
+        what = f"Drawing picture {which + 1} of {count}…" if count > 1 else "Drawing…"
+
         def on_step(done: int, total: int) -> None:
-            report(0.15 + 0.8 * done / max(total, 1), f"Drawing… step {done} of {total}")
+            report(0.15 + 0.8 * (which + done / max(total, 1)) / count, f"{what} step {done} of {total}")
 
         if editing:
             image = start if start is not None else self._start_of(base)
@@ -361,57 +383,100 @@ class TurnService:
             ) from e
 
     def _save_turn(
-        self, session_id: str, plan: Plan, drawn: GeneratedPicture, base: PictureView | None, *, own_start: bool
+        self, session_id: str, plan: Plan, drawn: list[GeneratedPicture], base: PictureView | None, *, own_start: bool
     ) -> TurnResult:
-        params = drawn.params
+        """Save the turn's pictures (files first), then their rows and one reply showing the first of them."""
         # drawn from the writer's own picture: it has no parent here ("from your picture")
         parent_id = base.id if base and plan.action is not Action.NEW and not own_start else None
-        with self._db.transaction() as db:  # the number is taken before the file is written, so the file names it
-            turn = max((m.turn for m in SessionRepository(db).list_messages(session_id)), default=0)
-            number = next_picture_number(db, session_id)
-        artists = artists_in(params.prompt)  # credited apart from the prompt: what the picture was drawn after
-        metadata = {"session_id": session_id, "turn": turn, "parent_id": parent_id, "plan": plan.to_dict()}
         parent_number = base.number if base is not None and parent_id is not None else None
-        metadata.update(number=number, parent_number=parent_number, own_start=own_start)
+        with self._db.transaction() as db:  # the numbers are taken before the files are written, so the files name them
+            turn = max((m.turn for m in SessionRepository(db).list_messages(session_id)), default=0)
+            numbers = [next_picture_number(db, session_id) for _ in drawn]
+        artists = artists_in(drawn[0].params.prompt)  # credited apart from the prompt: what it was drawn after
+        source = Source(parent_id, parent_number, own_start)
+        saved: list[SavedFile] = []
+        try:
+            for picture, number in zip(drawn, numbers, strict=True):
+                saved.append(self._save_file(session_id, turn, source, number, plan, picture))
+            with self._db.transaction() as db:
+                repo = SessionRepository(db)
+                rows = [
+                    self._add_row(repo, session_id, turn, source, number, plan, d, f)
+                    for d, f, number in zip(drawn, saved, numbers, strict=True)
+                ]
+                reply_text = f"{plan.reply} ({credit_line(artists)}.)" if artists else plan.reply
+                if len(rows) > 1:
+                    reply_text += f" I drew {len(rows)} candidates: choose the one the story goes on from."
+                reply = repo.add_message(
+                    session_id, "assistant", reply_text, plan_json=json.dumps(plan.to_dict()), picture_id=rows[0].id
+                )
+                views = [self._picture_view(row) for row in rows]
+                reply_view = message_view(reply, {views[0].id: views[0]})
+        except Exception:
+            for file in saved:
+                self._files.delete(file.file_name)  # no row points at it: don't leave a stray file
+            raise
+        return TurnResult(session_id, plan, views[0], reply_view, tuple(views) if len(views) > 1 else ())
+
+    def _save_file(
+        self, session_id: str, turn: int, source: Source, number: int, plan: Plan, drawn: GeneratedPicture
+    ) -> SavedFile:
+        artists = artists_in(drawn.params.prompt)
+        metadata = {"session_id": session_id, "turn": turn, "parent_id": source.parent_id, "plan": plan.to_dict()}
+        metadata.update(number=number, parent_number=source.parent_number, own_start=source.own_start)
         metadata.update(artists=artists, credit=credit_line(artists))
         # The file is complete on disk (temp file, fsync, rename) before any row points at it.
         text = with_artists(drawn.parameters_text(), artists)
-        saved = self._files.save(drawn.image, parameters_text=text, metadata=metadata)
-        try:
-            with self._db.transaction() as db:
-                repo = SessionRepository(db)
-                picture = repo.add_picture(
-                    session_id,
-                    turn=turn,
-                    file_name=saved.file_name,
-                    width=saved.width,
-                    height=saved.height,
-                    size_bytes=saved.size_bytes,
-                    sha256=saved.sha256,
-                    seed=params.seed,
-                    steps=params.steps,
-                    guidance_scale=params.guidance_scale,
-                    strength=params.strength,
-                    action=plan.action.value,
-                    model=drawn.model_name,
-                    prompt=params.prompt,
-                    negative_prompt=params.negative_prompt,
-                    parent_id=parent_id,
-                    sheet_json=json.dumps(plan.sheet) if plan.sheet is not None else None,
-                    own_start=own_start,
-                    number=number,
-                )
-                picture.artists = artists or None
-                reply_text = f"{plan.reply} ({credit_line(artists)}.)" if artists else plan.reply
-                reply = repo.add_message(
-                    session_id, "assistant", reply_text, plan_json=json.dumps(plan.to_dict()), picture_id=picture.id
-                )
-                picture_view = self._picture_view(picture)
-                reply_view = message_view(reply, {picture.id: picture_view})
-        except Exception:
-            self._files.delete(saved.file_name)  # no row points at it: don't leave a stray file
-            raise
-        return TurnResult(session_id, plan, picture_view, reply_view)
+        return self._files.save(drawn.image, parameters_text=text, metadata=metadata)
+
+    @staticmethod
+    def _add_row(
+        repo: SessionRepository,
+        session_id: str,
+        turn: int,
+        source: Source,
+        number: int,
+        plan: Plan,
+        drawn: GeneratedPicture,
+        saved: SavedFile,
+    ) -> Picture:
+        params = drawn.params
+        picture = repo.add_picture(
+            session_id,
+            turn=turn,
+            file_name=saved.file_name,
+            width=saved.width,
+            height=saved.height,
+            size_bytes=saved.size_bytes,
+            sha256=saved.sha256,
+            seed=params.seed,
+            steps=params.steps,
+            guidance_scale=params.guidance_scale,
+            strength=params.strength,
+            action=plan.action.value,
+            model=drawn.model_name,
+            prompt=params.prompt,
+            negative_prompt=params.negative_prompt,
+            parent_id=source.parent_id,
+            sheet_json=json.dumps(plan.sheet) if plan.sheet is not None else None,
+            own_start=source.own_start,
+            number=number,
+        )
+        picture.artists = artists_in(params.prompt) or None
+        return picture
+
+    def choose_candidate(self, picture_id: int, *, writer: Writer = LOCAL_WRITER) -> PictureView:
+        """Make one of a turn's candidates the picture its reply shows, so the story goes on from it (reopened too)."""
+        with self._db.transaction() as db:
+            repo = SessionRepository(db)
+            picture = repo.get_picture(picture_id, writer.owner)  # another writer's picture: NotFound
+            # the last turn's reply with a picture: an earlier turn is history (go on from its picture instead)
+            reply = next((m for m in reversed(repo.list_messages(picture.session_id)) if m.picture_id), None)
+            shown = repo.get_picture(reply.picture_id) if reply and reply.picture_id else None
+            if reply is None or shown is None or (shown.turn, shown.parent_id) != (picture.turn, picture.parent_id):
+                raise InvalidInput("That picture is not one of the candidates of the last turn.")
+            reply.picture_id = picture.id
+            return self._picture_view(picture)
 
     # Views ---------------------------------------------------------------------------------------
 

@@ -41,9 +41,10 @@ def wire_chat(app: Illustrator, page: Page) -> None:
     follow_turn(app, page, api_sent)
     # The page's turn: a refused turn is a toast, the controls reset unless pinned, Send is off while drawing.
     page_outputs = [*outputs, page.base_picture, area.send, area.waiting, picture.refined, *picture.controls]
+    page_outputs += [page.candidates.gallery, page.candidates.ids]
     sent = area.send.click(
         turn.for_page,
-        [*inputs, picture.pin],
+        [*inputs, picture.pin, page.candidates.count],
         page_outputs,
         api_visibility="private",
         concurrency_limit=1,
@@ -68,13 +69,20 @@ def wire_chat(app: Illustrator, page: Page) -> None:
     _wire_start_check(app, page)
 
 
+STOPPING = "*Stopping… (after the current step, or as soon as the refiner has answered)*"
+
+
 def _wire_stop(app: Illustrator, page: Page) -> None:
-    def cancel(sid: str | None, request: gr.Request) -> None:
+    waiting = page.chat.waiting
+
+    def cancel(sid: str | None, request: gr.Request) -> Updates:
+        # Said in the line under Send, not a toast: an event outside the queue has no stream to carry a toast.
         if sid and app.service.cancel(sid, writer=writer_of(app, request)):
-            gr.Info("Stopping after the current step…")
+            return {waiting: STOPPING}
+        return {waiting: gr.skip()}
 
     # Stop skips the queue: a queue full of turns must never block it.
-    page.chat.stop.click(cancel, [page.session_id], None, api_name="cancel", queue=False)
+    page.chat.stop.click(cancel, [page.session_id], [waiting], api_name="cancel", queue=False)
 
 
 def _wire_import(page: Page) -> None:

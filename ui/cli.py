@@ -380,6 +380,8 @@ def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
         logger.warning(notice)
     report = evaluate(refiner, cases)
     print(render_table([report]))
+    asked, turns = report.llm_asked
+    print(f"\nThe LLM was asked on {asked} of {turns} turns ({turns - asked} read by the rules alone).")
     print(f"\nFailed cases ({len(cases) - report.overall[0]} of {len(cases)}):\n{render_failures(report)}")
     if args.json:
         args.json.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -110,6 +110,15 @@ class GalleryArea:
 
 
 @dataclass
+class CandidatesArea:
+    """How many pictures a turn draws, and the candidates of the last turn, side by side, to choose from."""
+
+    count: gr.Slider
+    gallery: gr.Gallery
+    ids: gr.State  # the picture ids of the gallery's items, in order
+
+
+@dataclass
 class Page:
     """Every area of the page, and the values shared between them."""
 
@@ -121,6 +130,7 @@ class Page:
     chat: ChatArea
     picture: PictureArea
     gallery: GalleryArea
+    candidates: CandidatesArea
 
     @property
     def opened(self) -> list[Block]:

@@ -6,7 +6,7 @@ import gradio as gr
 
 from illustrator.models import LoadState
 from illustrator.wiring import Illustrator
-from ui import chat, gallery, sessions, sheet, story
+from ui import candidates, chat, gallery, lineage, sessions, sheet, story
 from ui.components import (
     ACTIONS,
     SIZES,
@@ -39,17 +39,25 @@ def build_ui(app: Illustrator) -> gr.Blocks:
                         chat_area = _chat_column(app)
                     with gr.Column(scale=2):
                         picture_area = _picture_column()
+                        candidates_area = candidates.candidates_panel()
                         sheet_area = sheet.sheet_panel()
+                        tree = lineage.lineage_panel()
+                lineage_area = lineage.compare_panel(tree)
             with gr.Tab("Gallery", id="gallery-tab", elem_id="gallery-tab") as gallery_tab:
                 gallery_area = _gallery_tab(gallery_tab)
             with gr.Tab("Story", id="story-tab", elem_id="story-tab"):
                 story_area = story.build_story_tab()
-        page = Page(tabs, session_id, session_ids, base_picture, sessions_area, chat_area, picture_area, gallery_area)
+        page = Page(
+            tabs, session_id, session_ids, base_picture, sessions_area, chat_area, picture_area, gallery_area,
+            candidates_area,
+        )  # fmt: skip
         chat.wire_chat(app, page)
         sessions.wire_sessions(app, page, demo)
         gallery.wire_gallery(app, page)
         story.wire_story(app, page, story_area)
         sheet.wire_sheet(app, page, sheet_area)
+        lineage.wire_lineage(app, page, lineage_area)
+        candidates.wire_candidates(app, page)
 
         def refresh_status() -> dict[gr.Markdown | gr.Timer, object]:
             ready = app.models.status().state is not LoadState.LOADING

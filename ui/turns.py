@@ -20,6 +20,7 @@ from illustrator.plan import Action
 from illustrator.service import CheckedTurn, TurnOptions, TurnResult
 from illustrator.wiring import Illustrator
 from illustrator.writers import Writer
+from ui.candidates import show_candidates
 from ui.components import AUTOMATIC, Page, RefusedUpload, Updates
 from ui.errors import UNEXPECTED, writer_errors
 from ui.owners import writer_of
@@ -85,6 +86,7 @@ class Turn:
         start: Any = None,
         base: int | None = None,
         pin: bool = False,
+        candidates: float = 1,
         request: gr.Request | None = None,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's documented way to ask for progress
     ) -> Iterator[Updates]:
@@ -97,7 +99,8 @@ class Turn:
             writer = writer_of(self.app, request)
             # The picture and Send come back in one update: a writer who clicks Send on seeing the picture is heard.
             finish = lambda: idle | self._reset(controls, pin)  # noqa: E731
-            for update in self._drive(text, sid, controls, base, progress, writer, finish):
+            drive = self._drive(text, sid, controls, base, progress, writer, finish, int(candidates or 1))
+            for update in drive:
                 sid = update.get(self.page.session_id, sid)
                 yield busy | update
         except GenerationCancelled:
@@ -150,29 +153,35 @@ class Turn:
         progress: gr.Progress,
         writer: Writer,
         finish: Callable[[], Updates] = dict,
+        candidates: int = 1,
     ) -> Iterator[Updates]:
         """Check the turn, show the message, stream the previews, then show the result; domain errors propagate."""
         app, page = self.app, self.page
         area, picture = page.chat, page.picture
         if isinstance(controls[-1], RefusedUpload):
             raise InvalidInput(controls[-1].reason)
-        options = replace(turn_options(*controls), base_picture_id=int(base) if base else None)
+        options = replace(turn_options(*controls), base_picture_id=int(base) if base else None, candidates=candidates)
         turn = app.service.check_turn(text, options)  # the one check; the starting picture decoded once
         sid = sid or app.library.create_session(writer=writer).id
         before = app.library.open_session(sid, writer=writer)
         messages = chat_messages(before) + [{"role": "user", "content": as_text(turn.text)}]
-        yield {area.chat: messages, page.session_id: sid, self.session_box: sid, area.message: ""}
+        hidden = show_candidates(page.candidates, ())  # the last turn's candidates are no longer the ones to choose
+        yield {area.chat: messages, page.session_id: sid, self.session_box: sid, area.message: ""} | hidden
         result = yield from run_turn(app, sid, turn, picture.current, progress, writer)
         drawn = result.picture
-        yield {
-            area.chat: chat_messages(app.library.open_session(sid, writer=writer)),
-            picture.current: str(drawn.path),
-            picture.details: picture_caption(drawn),
-            picture.refined: drawn.prompt,
-            page.session_id: sid,
-            self.session_box: sid,
-            page.base_picture: None,
-        } | finish()
+        yield (
+            {
+                area.chat: chat_messages(app.library.open_session(sid, writer=writer)),
+                picture.current: str(drawn.path),
+                picture.details: picture_caption(drawn),
+                picture.refined: drawn.prompt,
+                page.session_id: sid,
+                self.session_box: sid,
+                page.base_picture: None,
+            }
+            | show_candidates(page.candidates, result.candidates)
+            | finish()
+        )
 
     def _stopped(self, sid: str | None, base: int | None, writer: Writer) -> Updates:
         """A cancelled turn: the chat says "Stopped." and the picture shown before the turn is back."""

@@ -9,7 +9,8 @@ from typing import Any
 import gradio as gr
 
 from illustrator.credits import credit_line
-from illustrator.labels import drawn_from, picture_label
+from illustrator.labels import drawn_from
+from illustrator.labels import picture_label as picture_label  # the one label (ui.lineage, ui.candidates)
 from illustrator.service import MessageView, PictureView, SessionView
 from illustrator.wiring import Illustrator
 from illustrator.writers import LOCAL_WRITER, Writer

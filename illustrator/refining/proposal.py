@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 from illustrator.errors import PlanError
 from illustrator.plan import Action, _first_json_object
@@ -30,12 +31,22 @@ Wish: "Elena climbed the tower stairs with a candle"
 {"op": "set", "attribute": "candle", "value": "holding a candle"}, \
 {"op": "set", "subject": "scene", "attribute": "setting", "value": "tower stairs"}]}"""
 _STRUCTURAL = {"undo", "revert", "lock", "unlock"}
+# words a wish may hold that are no visual term of their own (what the rules read is in the operations)
+_GLUE = frozenset(
+    "a an the some of with and but or in on at by to from into over under near beside her his their its she he "
+    "they it this that is are be now then just so very more less little bit much instead like".split()
+)
+
+
+def change_messages(message: str, sheet: Sheet) -> list[dict[str, str]]:
+    """The chat messages that ask for the change `message` makes to `sheet` (the wish comes last)."""
+    user = f"Sheet: {sheet_line(sheet)}\nWish: {json.dumps(' '.join(message.split())[:600], ensure_ascii=False)}"
+    return [{"role": "system", "content": CHANGE_PROMPT}, {"role": "user", "content": user}]
 
 
 def propose_change(llm: LLMRefiner, message: str, sheet: Sheet) -> Reading:
     """Ask a chat LLM for the change a wish makes (~10-25 tokens); PlanError when its answer is not a valid one."""
-    user = f"Sheet: {sheet_line(sheet)}\nWish: {json.dumps(' '.join(message.split())[:600], ensure_ascii=False)}"
-    text = llm._generate_text([{"role": "system", "content": CHANGE_PROMPT}, {"role": "user", "content": user}])
+    text = llm._generate_text(change_messages(message, sheet))
     data = _first_json_object(text)
     if data is None:
         raise PlanError("The refiner's change contained no JSON object.")
@@ -75,6 +86,38 @@ def arbitrate(rules: Reading, proposal: Reading, sheet: Sheet) -> Reading | None
     if rules.action is Action.EDIT and not rules.ops and proposal.action is Action.EDIT:
         return proposal  # the rules found nothing to change in the wish; the LLM did
     return None
+
+
+def needs_llm(rules: Reading) -> bool:
+    """Whether an LLM's proposal could change this turn: False when the rules are certain, so the LLM is not asked.
+
+    The rules are certain of an undo, revert, lock or variation, of a new picture described in plain terms, and of
+    a plain edit whose every word they read into an operation; `arbitrate` would take no proposal for any of these.
+    Left to the LLM: story passages, poems and dialogue, a bare wish, and an edit with words the rules left unread.
+    """
+    if any(op.op in _STRUCTURAL for op in rules.ops) or rules.action is Action.VARIATION:
+        return False
+    if rules.action is Action.NEW:
+        return rules.narrative or len(rules.wish.split()) < 2
+    if not rules.ops:
+        return True  # an edit the rules found nothing in
+    plain_edit = any(op.op in {"set", "remove"} for op in rules.ops)
+    return plain_edit and bool(unread_words(rules))
+
+
+def unread_words(rules: Reading) -> set[str]:
+    """The words of the wish the rules found that no operation holds ("make her hair red, like autumn" -> autumn)."""
+    read = set()
+    for op in rules.ops:
+        for text in (op.subject, op.attribute, op.value):
+            read |= set(_words(text or ""))
+    return {word for word in _words(rules.wish) if word not in read and word not in _GLUE}
+
+
+def _words(text: str) -> list[str]:
+    """The words of `text`, roughly stemmed ("wears", "wearing" -> "wear"), so that a form the rules changed matches."""
+    words = re.findall(r"[a-z']+", text.lower().replace("_", " "))
+    return [re.sub(r"(?<=\w{3})(?:ing|ed|es|s)$", "", word) for word in words]
 
 
 def sheet_line(sheet: Sheet) -> str:

@@ -11,8 +11,9 @@ from illustrator.errors import InvalidInput, PlanError
 from illustrator.fewshot import FewShotRefiner
 from illustrator.plan import Action, ChatMessage, Plan, RefinerState, validate_plan
 from illustrator.refiner import FallbackRefiner, LLMRefiner, Refiner
+from illustrator.refiner_cache import prefill
 from illustrator.refining.changes import ChangeResult, apply_changes
-from illustrator.refining.proposal import arbitrate, propose_change
+from illustrator.refining.proposal import arbitrate, change_messages, needs_llm, propose_change
 from illustrator.refining.reading import Reading, read_message
 from illustrator.refining.render import TokenCounter, estimate_tokens, render
 from illustrator.refining.sheet import Sheet
@@ -24,15 +25,35 @@ logger = logging.getLogger(__name__)
 class SheetRefiner(Refiner):
     """A refiner that keeps the story sheet: the rules own the action and what survives; an LLM may propose more.
 
-    The LLM (`proposer`) is asked only where the rules read little: a story passage or poem, or a new picture in
-    which the rules found nothing to draw. A proposal that contradicts the rules' reading of a plain edit (an LLM
-    that calls "make her hair red" a new picture) is not taken.
+    The LLM (`proposer`) is asked only where the rules read little (`needs_llm`): a story passage, poem or dialogue,
+    a bare wish, or an edit with words the rules left unread; where the rules are certain it is not called at all.
+    A proposal that contradicts the rules' reading of a plain edit (an LLM that calls "make her hair red" a new
+    picture) is not taken.
     """
 
     def __init__(self, proposer: Refiner | None = None, *, count: TokenCounter = estimate_tokens) -> None:
         self.proposer = proposer if proposer is not None and not isinstance(proposer, FallbackRefiner) else None
         self.name = proposer.name if proposer is not None else "fallback"
         self.count = count
+        self.last_asked = False  # whether the last turn asked the LLM (the rules were not certain)
+
+    @property
+    def prepares_ahead(self) -> bool:
+        """True when the LLM keeps its KV caches: `warm` then prefills the next change prompt up to the wish."""
+        llm = _chat_llm(self.proposer)
+        return llm is not None and llm.prepares_ahead
+
+    def warm(self, conversation: Sequence[ChatMessage], state: RefinerState) -> int:
+        """Prefill the change prompt for the next wish on the sheet of `state`, all but the wish; tokens computed."""
+        llm = _chat_llm(self.proposer)
+        if llm is None or llm.kept is None:
+            return 0
+        sheet = current_sheet(state)
+        # the prompt's tokens before the wish: where the prompts of two different wishes part
+        first, second = (_prompt_ids(llm, change_messages(wish, sheet)) for wish in ("a", "b"))
+        head = next((i for i, (a, b) in enumerate(zip(first, second, strict=False)) if a != b), 0)
+        llm._check_kept()
+        return prefill(llm.model, first[:head], llm.kept)
 
     @property
     def last_timing(self) -> object:
@@ -77,9 +98,13 @@ class SheetRefiner(Refiner):
         self, conversation: Sequence[ChatMessage], state: RefinerState, reading: Reading, sheet: Sheet
     ) -> Reading | None:
         """The LLM's reading where it is taken over the rules' (see `arbitrate`), or None to keep the rules'."""
+        self.last_asked = False
         if self.proposer is None:
             return None
         if isinstance(self.proposer, LLMRefiner) and not isinstance(self.proposer, FewShotRefiner):
+            if not needs_llm(reading):
+                return None  # the rules are certain: no proposal could change the turn
+            self.last_asked = True
             try:
                 proposal = propose_change(self.proposer, _latest_user_text(conversation), sheet)
             except PlanError as e:
@@ -92,6 +117,7 @@ class SheetRefiner(Refiner):
         # a base model continues a plan line: its new picture is read by the rules, where they read little
         if reading.action is not Action.NEW or (not reading.narrative and len(reading.wish.split()) >= 2):
             return None
+        self.last_asked = True
         plan = self.proposer.refine(conversation, state)
         if plan.source != "llm" or plan.action is not Action.NEW:
             return None
@@ -155,6 +181,16 @@ def _sheet(data: dict[str, Any]) -> Sheet:
     except InvalidInput:
         logger.warning("A stored story sheet could not be read; starting from an empty one.")
         return Sheet()
+
+
+def _chat_llm(proposer: Refiner | None) -> LLMRefiner | None:
+    """The proposer when it is a chat LLM asked for short changes (a few-shot base model continues plans instead)."""
+    return proposer if isinstance(proposer, LLMRefiner) and not isinstance(proposer, FewShotRefiner) else None
+
+
+def _prompt_ids(llm: LLMRefiner, messages: list[dict[str, str]]) -> list[int]:
+    encoded = llm.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)
+    return list(encoded["input_ids"])
 
 
 def _latest_user_text(conversation: Sequence[ChatMessage]) -> str:

@@ -118,7 +118,7 @@ def test_errors_are_messages_and_stop_leaves_the_workspace(serve: ServeFn, brows
     page.get_by_role("spinbutton", name="Steps (0 = the model's default)").fill("50")
     _send(page, "now a cathedral, every stone of it")
     page.wait_for_function("document.querySelector('#current-picture')?.innerText.includes('step')", timeout=LONG)
-    page.locator("#stop-button").click()  # once drawing: a turn still being refined cannot be stopped
+    page.locator("#stop-button").click()  # while drawing (while refining: tests/app/test_browser_lineage.py)
     page.screenshot(path=str(tmp_path / "stopping.png"), full_page=True)
     page.wait_for_function("document.querySelector('#chat')?.innerText.includes('Stopped.')", timeout=LONG)
     _wait_idle(page)

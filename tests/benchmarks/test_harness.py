@@ -100,6 +100,7 @@ def _results() -> dict:
             "memory": {"both": memory, "after_turns": memory},
         },
         "parts": {
+            "refine": {**timing, "llm_asked": False},
             "llm_rewrite": {
                 **timing,
                 "dtype": "bfloat16",
@@ -154,11 +155,16 @@ def _with_new_phases(results: dict) -> dict:
     }
     turn = {"runs_s": [0.5], "prompt_tokens": 900, "prefill_tokens": 30, "answer_tokens": 20, "warm_s": 0.0}
     results["refiner_turns"] = {
+        "sheet_certain_turn1": {**turn, "median_s": 0.01},
+        "sheet_certain_turn10": {**turn, "median_s": 0.02},
+        "sheet_story_turn1": {**turn, "median_s": 0.9},
+        "sheet_story_turn10": {**turn, "median_s": 0.7},
         "today_turn1": {**turn, "median_s": 1.0},
         "today_turn10": {**turn, "median_s": 2.0},
         "kept_warm_turn10_short": {**turn, "median_s": 0.5},
         "kept_warm_turn10": {**turn, "median_s": 1.5},
     }
+    results["ours"]["story_turn"] = {"median_s": 4.0, "runs_s": [4.0], "steps_s": {"refine": 1.0}}
     return results
 
 
@@ -166,14 +172,20 @@ def test_the_summary_keeps_the_new_target_figures() -> None:
     summary = summarize(_with_new_phases(_results()))
     assert summary["speedup_txt2img"] == 4.0  # kept
     assert summary["speedup_txt2img_vs_optimised"] == pytest.approx(0.83)  # 2.5 s optimised / 3.0 s turn
-    assert summary["refiner_s_turn1"] == 1.0 and summary["refiner_s_turn10"] == 1.5  # kept and warmed, as the app
-    assert summary["refiner_s_turn10_without_kept_caches"] == 2.0
-    assert summary["refiner_s_turn10_best"] == {"lever": "kept_warm_turn10_short", "median_s": 0.5}
+    # the app's path: the sheet, kept and warmed; the LLM asked (a story passage), or not (the rules certain)
+    assert summary["refiner_s_turn1"] == 0.9 and summary["refiner_s_turn10"] == 0.7
+    assert summary["refiner_s_turn10_rules_certain"] == 0.02 and summary["refiner_s_turn1_rules_certain"] == 0.01
+    assert summary["refiner_s_turn10_whole_plan"] == 1.5 and summary["refiner_s_turn10_without_kept_caches"] == 2.0
+    assert summary["refiner_s_turn10_best"] == {"lever": "sheet_certain_turn10", "median_s": 0.02}
+    assert summary["story_turn_s"] == 4.0 and summary["speedup_story_turn"] == 3.0  # 12 s plain / 4 s
+    assert summary["refiner_share_story"] == 0.25
     assert summary["unet_peak_fraction"] == 1.0
     results = _with_new_phases(_results())
     results["summary"] = summary
     text = render_markdown(results)
     assert "**0.83x** its speed" in text and "**100%** of the peak" in text and "turn 10, short answer" in text
+    assert "story passage (LLM asked), warmed after turn 9, turn 10 | 0.70 s" in text
+    assert "| our turn, bfloat16, decoder fast, refiner bfloat16: txt2img turn from a story passage" in text
 
 
 def test_the_matmul_peak_and_the_unet_flops_are_measured(tmp_path: Path) -> None:
@@ -208,7 +220,7 @@ def test_the_optimised_recipe_draws_and_edits(tmp_path: Path) -> None:
 
 def test_the_refiner_turns_measure_each_lever_on_the_same_conversation(tmp_path: Path) -> None:
     from benchmarks.phases import Options
-    from benchmarks.refiner_turns import SHORT_ANSWER, measure_refiner_turns
+    from benchmarks.refiner_turns import CHANGE_TURN10, SHORT_ANSWER, measure_refiner_turns
     from illustrator.refiner import LLMRefiner
     from illustrator.refiner_loading import load_refiner
 
@@ -222,6 +234,28 @@ def test_the_refiner_turns_measure_each_lever_on_the_same_conversation(tmp_path:
     assert warm["prefill_tokens"] < today["prompt_tokens"] / 4  # only the new message (and the answer's start)
     assert turns["kept_turn10"]["prefill_tokens"] > warm["prefill_tokens"]  # the state line changed since turn 9
     assert turns["kept_warm_turn10_short"]["answer_tokens"] == script.tokens(SHORT_ANSWER) < today["answer_tokens"]
+    # the app's path: the sheet asks the LLM for a story passage only, and warming leaves it the wish to prefill
+    certain, story = turns["sheet_certain_turn10"], turns["sheet_story_turn10"]
+    assert not certain["llm_asked"] and certain["answer_tokens"] == 0 and certain["prefill_tokens"] == 0
+    assert story["llm_asked"] and story["answer_tokens"] == script.tokens(CHANGE_TURN10) < today["answer_tokens"]
+    assert story["prefill_tokens"] < turns["sheet_story_turn10_not_warmed"]["prefill_tokens"]
+    assert story["prefill_tokens"] < story["prompt_tokens"] / 2 and story["warm_s"] > 0
+
+
+def test_a_whole_tiny_quick_run_writes_the_target_figures(tmp_path: Path) -> None:
+    from benchmarks.run import main
+
+    assert (
+        main(["--tiny", "--quick", "--no-int8", "--models-dir", str(tmp_path / "models"), "--out", str(tmp_path)]) == 0
+    )
+    results = json.loads((tmp_path / "latest.json").read_text())
+    summary = results["summary"]
+    for key in ("speedup_txt2img", "speedup_txt2img_vs_optimised", "refiner_s_turn10", "unet_peak_fraction"):
+        assert isinstance(summary[key], float), key
+    assert results["parts"]["refine"]["llm_asked"] is False and results["parts"]["llm_change"]["llm_asked"] is True
+    assert results["ours"]["story_turn"]["steps_s"]["refine"] > results["ours"]["txt2img_turn"]["steps_s"]["refine"]
+    assert "refine_inside_minus_alone" in summary["txt2img_overhead_by_step_s"]
+    assert "txt2img turn from a story passage" in (tmp_path / "latest.md").read_text()
 
 
 def test_int8_quantises_the_unet_and_reports_the_change_in_the_picture(tmp_path: Path) -> None:

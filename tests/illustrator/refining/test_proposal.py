@@ -9,7 +9,10 @@ import pytest
 
 from illustrator.offline import build_offline_refiner_model
 from illustrator.plan import Action, ChatMessage, RefinerState
-from illustrator.refining.turn import SheetRefiner
+from illustrator.refining.changes import Op
+from illustrator.refining.proposal import arbitrate
+from illustrator.refining.reading import Reading, read_message
+from illustrator.refining.turn import SheetRefiner, current_sheet
 from tests.illustrator.test_refiner import ScriptedLLMRefiner
 
 MERMAID = "a mermaid with long black hair sitting on a rock"
@@ -46,40 +49,28 @@ def test_a_short_change_is_asked_for_and_a_story_passage_takes_it(tiny_llm: tupl
     assert '"changes"' in system["content"] and "Sheet: empty" in user["content"] and "Elena climbed" in user["content"]
 
 
-def test_a_new_picture_proposed_for_a_plain_edit_is_not_taken(
-    tiny_llm: tuple[Any, Any], caplog: pytest.LogCaptureFixture
-) -> None:
-    llm = ScriptedLLMRefiner(
-        *tiny_llm,
-        [
-            '{"action": "new", "changes": [{"op": "add_subject", "subject": "mermaid", "value": "a mermaid"}]}',
-            '{"action": "new", "changes": [{"op": "add_subject", "subject": "mermaid", "value": "a mermaid"}]}',
-        ],
-    )
-    refiner = SheetRefiner(llm)
-    conversation, state = first_turn(refiner, MERMAID)
+def test_a_new_picture_proposed_for_a_plain_edit_is_not_taken(caplog: pytest.LogCaptureFixture) -> None:
+    # through the sheet a plain edit read in full never reaches the LLM (test_llm_skip.py); where one does, the
+    # rules' edit stands
+    sheet = current_sheet(first_turn(SheetRefiner(), MERMAID)[1])
+    rules = read_message("make her hair red", sheet, has_picture=True)
+    proposal = Reading(Action.NEW, (Op("new_scene"), Op("add_subject", "mermaid", value="a mermaid")), narrative=True)
     with caplog.at_level(logging.INFO, logger="illustrator.refining.proposal"):
-        plan = refiner.refine([*conversation, ChatMessage("user", "make her hair red")], state)
-    assert plan.source == "fallback" and plan.action is Action.EDIT
-    assert "long red hair" in plan.prompt and "sitting on a rock" in plan.prompt
+        assert arbitrate(rules, proposal, sheet) is None
     assert "keeping the rules' edit" in caplog.text
 
 
-def test_an_edit_proposal_may_add_but_not_change_what_the_rules_read(tiny_llm: tuple[Any, Any]) -> None:
-    llm = ScriptedLLMRefiner(
-        *tiny_llm,
-        [
-            '{"action": "new", "changes": []}',
-            '{"action": "edit", "changes": [{"op": "set", "attribute": "hair", "value": "blue hair"}, '
-            '{"op": "set", "attribute": "crown", "value": "a coral crown"}]}',
-        ],
+def test_an_edit_proposal_may_add_but_not_change_what_the_rules_read() -> None:
+    sheet = current_sheet(first_turn(SheetRefiner(), MERMAID)[1])
+    rules = read_message("make her hair red", sheet, has_picture=True)
+    proposal = Reading(
+        Action.EDIT, (Op("set", None, "hair", "blue hair"), Op("set", None, "crown", "a coral crown")), 0.55
     )
-    refiner = SheetRefiner(llm)
-    conversation, state = first_turn(refiner, MERMAID)
-    plan = refiner.refine(
-        [*conversation, ChatMessage("user", "make her hair red, and she wears a crown of coral")], state
-    )
-    assert "long red hair" in plan.prompt and "blue" not in plan.prompt and "coral crown" in plan.prompt
+    taken = arbitrate(rules, proposal, sheet)
+    assert taken is not None and taken.action is Action.EDIT
+    assert Op("set", None, "crown", "a coral crown") in taken.ops
+    assert all("blue" not in (op.value or "") for op in taken.ops)
+    assert [op for op in taken.ops if op.attribute == "hair"] == [op for op in rules.ops if op.attribute == "hair"]
 
 
 @pytest.mark.parametrize(
@@ -104,8 +95,9 @@ def test_random_weights_ramble_and_the_rules_keep_the_turn(tiny_llm: tuple[Any, 
     from illustrator.refiner import LLMRefiner
 
     llm = LLMRefiner(*tiny_llm, name="tiny", max_new_tokens=16, max_context_tokens=4096)
-    plan = SheetRefiner(llm).refine([ChatMessage("user", MERMAID)], RefinerState())
-    assert plan.source == "fallback" and "mermaid" in plan.prompt and plan.sheet is not None
+    passage = "Later that night she stood on a rock and sang while the fishermen rowed home across the bay."
+    plan = SheetRefiner(llm).refine([ChatMessage("user", passage)], RefinerState())
+    assert plan.source == "fallback" and "rock" in plan.prompt and plan.sheet is not None
     assert llm.last_timing is not None and 0 < llm.last_timing.new_tokens <= 16
 
 
@@ -113,7 +105,6 @@ def test_a_proposal_that_drops_an_established_look_is_reported(tiny_llm: tuple[A
     llm = ScriptedLLMRefiner(
         *tiny_llm,
         [
-            "not a change",
             '{"action": "new", "changes": [{"op": "focus", "subject": "Kael"}, '
             '{"op": "remove", "subject": "Kael", "value": "crow tattoo"}, '
             '{"op": "set", "subject": "scene", "attribute": "setting", "value": "night market"}]}',
