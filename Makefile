@@ -25,11 +25,15 @@ $(VENV)/.installed-test: $(VENV)/.installed
 run: $(VENV)/.installed fonts
 	$(BIN)/illustrator serve $(ARGS)
 
-# Fonts that carry most scripts, for PDF manuscripts (found on disk; Debian's package when there are none).
+# Fonts that carry most scripts, for PDF manuscripts (found on disk; Debian's packages when there are none):
+# DejaVu for Latin, Greek, Cyrillic, Hebrew, Arabic...; WenQuanYi Zen Hei for Chinese, Japanese and Korean.
 fonts:
 	@ls /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf >/dev/null 2>&1 || { \
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq fonts-dejavu-core >/dev/null; \
 		else sudo apt-get update -qq && sudo apt-get install -y -qq fonts-dejavu-core >/dev/null; fi; }
+	@ls /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq fonts-wqy-zenhei >/dev/null; \
+		else sudo apt-get update -qq && sudo apt-get install -y -qq fonts-wqy-zenhei >/dev/null; fi; }
 
 # Debian's Chromium for the browser tests (never a browser downloaded by a test tool).
 browser:

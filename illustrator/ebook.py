@@ -22,34 +22,63 @@ logger = logging.getLogger(__name__)
 FONT_FOLDERS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"), Path.home() / ".fonts")
 # Fonts with wide coverage (Latin, Greek, Cyrillic, Hebrew, Arabic, ...), best first; Debian: fonts-dejavu-core
 BODY_FONTS = ("DejaVuSerif.ttf", "DejaVuSans.ttf", "NotoSerif-Regular.ttf", "NotoSans-Regular.ttf", "FreeSerif.ttf")
-# Tried for what the body font lacks (CJK, Devanagari, ...), when installed
-FALLBACK_FONTS = (
+# Tried for what the body font lacks (Devanagari, ...), when installed
+FALLBACK_FONTS = ("NotoSansDevanagari-Regular.ttf", "unifont.ttf")
+# Fonts that carry Chinese, Japanese and Korean, best first; read (a large file) only when the text has such script.
+# Debian: fonts-wqy-zenhei (the Makefile's `fonts` target installs it), or fonts-noto-cjk, fonts-droid-fallback.
+CJK_FONTS = (
+    "wqy-zenhei.ttc",
     "NotoSansCJK-Regular.ttc",
+    "NotoSerifCJK-Regular.ttc",
     "NotoSansCJKsc-Regular.otf",
-    "NotoSansDevanagari-Regular.ttf",
-    "unifont.ttf",
+    "DroidSansFallbackFull.ttf",
+    "wqy-microhei.ttc",
 )
 NO_FONT = (
     "No font for the PDF was found on this computer; install DejaVu or Noto fonts "
     "(on Debian or Ubuntu: apt-get install fonts-dejavu-core) and export again."
+)
+NO_CJK_FONT = (
+    "The text has Chinese, Japanese or Korean writing, and no font on this computer carries it; install one "
+    "(on Debian or Ubuntu: apt-get install fonts-wqy-zenhei) and export the PDF again. EPUB and HTML need no font."
+)
+_CJK = re.compile(
+    "[\u1100-\u11ff\u2e80-\u2fdf\u3000-\u30ff\u3100-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]"
 )
 # Scripts that need shaping: Hebrew, Arabic, Syriac, Thaana, the Indic scripts, Thai, Lao, Tibetan, Myanmar, ...
 _COMPLEX_SCRIPT = re.compile("[\u0590-\u08ff\u0900-\u0dff\u0e00-\u0fff\u1000-\u109f\u1780-\u17ff\ufb1d-\ufefc]")
 _HEADING = re.compile(r"^\s*(?:chapter|part|book|canto|act)\b[^\n]{0,60}$", re.I)
 
 
-def find_fonts(folders: Sequence[Path] = FONT_FOLDERS) -> tuple[Path, list[Path]]:
-    """The body font and the fallback fonts found on disk; StorageError with a plain sentence when there is none."""
+def _fonts_on_disk(folders: Sequence[Path]) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for folder in folders:
         if folder.is_dir():
             for path in folder.rglob("*"):
                 found.setdefault(path.name, path)
+    return found
+
+
+def find_fonts(folders: Sequence[Path] = FONT_FOLDERS, *, cjk: bool = False) -> tuple[Path, list[Path]]:
+    """The body font and the fallback fonts found on disk (with `cjk`, one that carries Chinese, Japanese and Korean
+    first); StorageError with a plain sentence when there is none."""
+    found = _fonts_on_disk(folders)
     body = next((found[name] for name in BODY_FONTS if name in found), None)
     if body is None:
         raise StorageError(NO_FONT)
-    others = [name for name in (*BODY_FONTS, *FALLBACK_FONTS) if name in found and found[name] != body]
-    return body, [found[name] for name in others if not name.endswith(".ttc")]  # fpdf2 reads no collections
+    others = [found[name] for name in (*BODY_FONTS, *FALLBACK_FONTS) if name in found and found[name] != body]
+    if cjk:
+        wide = next((found[name] for name in CJK_FONTS if name in found), None)
+        if wide is None:
+            raise StorageError(NO_CJK_FONT)
+        others.insert(0, wide)
+    return body, others
+
+
+def has_cjk(text: str) -> bool:
+    """True when the text holds Chinese, Japanese or Korean writing (the PDF then needs a font that carries it)."""
+    return _CJK.search(text) is not None
 
 
 # --- EPUB ---------------------------------------------------------------------------------------------------------
@@ -123,7 +152,8 @@ def write_pdf(manuscript: Manuscript, path: Path, *, font_folders: Sequence[Path
     from fpdf import FPDF
 
     # 1. fonts that carry the writer's scripts, found on disk
-    body, fallbacks = find_fonts(font_folders)
+    everything = manuscript.title + manuscript.text + "".join(manuscript.credits)
+    body, fallbacks = find_fonts(font_folders, cjk=has_cjk(everything))
     pdf = FPDF(format=(148, 210))  # A5 in millimetres
     pdf.set_title(manuscript.title)
     pdf.set_creator("Illustrator")
@@ -132,13 +162,13 @@ def write_pdf(manuscript: Manuscript, path: Path, *, font_folders: Sequence[Path
     names = []
     for number, fallback in enumerate(fallbacks):
         try:
-            pdf.add_font(f"Fallback{number}", "", str(fallback))
+            pdf.add_font(f"Fallback{number}", "", str(fallback))  # a collection (.ttc): its first face
             names.append(f"Fallback{number}")
         except Exception as e:  # noqa: BLE001 - a font fpdf2 cannot read is skipped, never fatal
             logger.warning("Font %s cannot be used in PDFs: %s", fallback, e)
     if names:
         pdf.set_fallback_fonts(names)
-    if _COMPLEX_SCRIPT.search(manuscript.title + manuscript.text):
+    if _COMPLEX_SCRIPT.search(everything):
         pdf.set_text_shaping(True)  # HarfBuzz: right-to-left in reading order, joined letters; slow, so only then
 
     # 2. the title page

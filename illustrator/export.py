@@ -15,6 +15,7 @@ from pathlib import Path
 from illustrator.credits import credit_line
 from illustrator.errors import InvalidInput, StorageError
 from illustrator.labels import download_name, drawn_from, picture_label, slug
+from illustrator.refining.sheet import summary_lines
 from illustrator.service import MessageView, PictureView, SessionView
 
 logger = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ figure { margin: 0.6rem 0; }
 figure img { max-width: 100%; border-radius: 6px; display: block; }
 figcaption { font: 0.85rem/1.4 system-ui, sans-serif; color: #555; margin-top: 0.4rem; }
 figcaption .prompt { color: #222; }
+.sheet { margin: 0.3rem 0 0; padding: 0; list-style: none; }
+.sheet li::before { content: "· "; color: #999; }
 """.strip()
 
 
@@ -84,11 +87,30 @@ def storyboard_html(view: SessionView, picture_url: PictureUrl, *, note: str = "
                 f'<figure id="picture-{picture.number}"><img src="{e(picture_url(picture))}" alt="{e(picture.prompt)}" '
                 f'width="{picture.width}" height="{picture.height}" loading="lazy">'
                 f"<figcaption>{e(picture_caption_text(picture))}<br>"
-                f'Prompt: <span class="prompt">{e(picture.prompt)}</span>{negative}</figcaption></figure>'
+                f'Prompt: <span class="prompt">{e(picture.prompt)}</span>{negative}{_sheet_html(message)}'
+                "</figcaption></figure>"
             )
         parts.append("</section>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def drawn_sheet_lines(message: MessageView) -> list[str]:
+    """The story sheet a reply's picture was drawn from (its plan's; edits and locks made later are the next
+    picture's), in a few plain lines."""
+    sheet = (message.plan or {}).get("sheet")
+    if not isinstance(sheet, dict):
+        sheet = message.picture.sheet if message.picture is not None else None
+    return summary_lines(sheet)
+
+
+def _sheet_html(message: MessageView) -> str:
+    """A picture's story sheet as a short list (each subject with its look, then the scene), escaped."""
+    lines = drawn_sheet_lines(message)
+    if not lines:
+        return ""
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+    return f'<ul class="sheet" aria-label="Story sheet">{items}</ul>'
 
 
 def _markdown_text(text: str) -> str:
@@ -118,6 +140,9 @@ def storyboard_markdown(view: SessionView, picture_url: PictureUrl) -> str:
                 if picture.negative_prompt.strip():
                     lines[-1] += "  "
                     lines.append(f"Negative prompt: {_markdown_text(picture.negative_prompt)}")
+                sheet = drawn_sheet_lines(message)
+                if sheet:
+                    lines += ["", "Story sheet:", *(f"- {_markdown_text(line)}" for line in sheet)]
                 lines.append("")
         lines += ["---", ""]
     return "\n".join(lines)

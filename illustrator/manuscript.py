@@ -15,6 +15,7 @@ from pathlib import Path
 from illustrator.credits import GENERAL_OUTPUT, credit_line
 from illustrator.errors import InvalidInput, StorageError
 from illustrator.labels import picture_label, slug
+from illustrator.refining.sheet import summary_lines
 from illustrator.service import PictureView, SessionView
 from illustrator.story import Beat
 
@@ -34,6 +35,7 @@ class Illustration:
     alt: str
     credit: str
     artists: tuple[str, ...]
+    sheet: tuple[str, ...] = ()  # its story sheet in a few plain lines (refining.sheet.summary_lines), for the credits
     label: str = ""  # "#3": how the writer knows the picture (illustrator.labels)
 
     @property
@@ -82,6 +84,7 @@ def _illustration(picture: PictureView) -> Illustration:
         picture.prompt,
         credit_line(picture.artists),
         picture.artists,
+        tuple(summary_lines(picture.sheet)),
         picture_label(picture),
     )
 
@@ -137,7 +140,8 @@ def _credits(sections: Sequence[Section]) -> list[str]:
     illustrations = [s.illustration for s in sections if s.illustration is not None]
     artists: list[str] = []
     for number, illustration in enumerate(illustrations, start=1):
-        lines.append(f"Illustration {number} (picture {illustration.label}): {illustration.credit}.")
+        sheet = f" Story sheet: {' · '.join(illustration.sheet)}." if illustration.sheet else ""
+        lines.append(f"Illustration {number} (picture {illustration.label}): {illustration.credit}.{sheet}")
         artists += [name for name in illustration.artists if name not in artists]
     if artists:
         lines.insert(0, f"Illustrations in the style of named artists: {', '.join(artists)}.")

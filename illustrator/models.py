@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from illustrator.drawing.base import DrawingBackend
     from illustrator.generator import Generator
     from illustrator.loading import ImagePipelines, ModelDefaults
+    from illustrator.picture_check import PictureCheck
     from illustrator.refiner import Refiner
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class ModelManager:
         self._generator: Generator | None = None
         self._backend: DrawingBackend | None = None
         self._refiner: Refiner | None = None
+        self._picture_check: PictureCheck | None = None
         self._status = ModelStatus(LoadState.LOADING)
 
     def start(self) -> None:
@@ -118,6 +120,18 @@ class ModelManager:
         if self._refiner is None:
             raise ModelUnavailable(self._status.summary)
         return self._refiner
+
+    def picture_check(self) -> PictureCheck | None:
+        """The optional CLIP check of each picture (None when no CLIP model is configured); it loads on first use."""
+        clip = self._settings.clip_model
+        if not clip:
+            return None
+        with self._lock:
+            if self._picture_check is None:
+                from illustrator.picture_check import PictureCheck
+
+                self._picture_check = PictureCheck(clip, threshold=self._settings.clip_threshold)
+            return self._picture_check
 
     # Loading -------------------------------------------------------------------------------------
 
@@ -271,4 +285,6 @@ def load_refiner_for(settings: Settings, notices: list[str]) -> Refiner:
     folder = build_offline_refiner_model(settings.models_dir / "offline-refiner")
     model, tokenizer = load_refiner(str(folder))
     # The preset's byte-level tokenizer spends a token per character: give it room for the instructions.
-    return LLMRefiner(model, tokenizer, name="offline preset", fallback=FallbackRefiner(), max_context_tokens=4096)
+    return LLMRefiner(
+        model, tokenizer, name="offline preset", fallback=FallbackRefiner(), max_context_tokens=4096, placeholder=True
+    )

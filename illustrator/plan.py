@@ -42,6 +42,7 @@ class RefinerState:
     details: tuple[str, ...] = field(default_factory=tuple)  # established details, oldest first
     sheet: dict[str, Any] | None = None  # the story sheet of that picture (illustrator/refining/sheet.py)
     earlier: tuple[dict[str, Any], ...] = ()  # the sheets of the pictures before it, oldest first (for undo)
+    drawn: dict[str, Any] | None = None  # the sheet that picture was drawn from, when the writer edited it since
 
 
 @dataclass(frozen=True)
@@ -56,11 +57,14 @@ class Plan:
     source: str = "fallback"  # which refiner made it: "llm" or "fallback"
     sheet: dict[str, Any] | None = None  # the story sheet the prompt was rendered from, when there is one
     changes: tuple[str, ...] = ()  # what changed on the sheet, one line each ("hair: black → red")
+    draws: bool = True  # False: the turn only changes the sheet (a lock said in chat); nothing is drawn
 
     def to_dict(self) -> dict[str, Any]:
         """The plan as plain JSON-able values (the schema the LLM is asked for, `source`, the sheet and its diff)."""
         data = asdict(self)
         data["action"] = self.action.value
+        if self.draws:  # only a turn that draws nothing says so
+            del data["draws"]
         if self.sheet is None:  # a plan made without the story sheet keeps the schema it always had
             del data["sheet"], data["changes"]
         else:

@@ -82,8 +82,10 @@ class LLMRefiner(Refiner):
         prompt_lookup_tokens: int = 10,
         cache_prefix: bool = True,
         keep_caches: bool = False,
+        placeholder: bool = False,
     ) -> None:
         self.model = model
+        self.placeholder = placeholder  # random weights (the offline preset): its answers are not worth waiting for
         self.tokenizer = tokenizer
         self.name = name
         self.fallback = fallback if fallback is not None else FallbackRefiner()
@@ -157,13 +159,24 @@ class LLMRefiner(Refiner):
         )
         return self._complete(inputs, _holds_json_object)
 
-    def _complete(self, inputs: Any, done: Callable[[str], bool]) -> str:
+    def complete_text(self, prompt: str, done: Callable[[str], bool], *, max_new_tokens: int) -> str:
+        """The model's greedy answer to one request outside the plan's format (story beats), as new text."""
+        if getattr(self.tokenizer, "chat_template", None):
+            inputs = self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+            )
+        else:  # a base model continues the text
+            inputs = self.tokenizer(f"{prompt}\n\nAnswer:\n", return_tensors="pt")
+        return self._complete(inputs, done, max_new_tokens=max_new_tokens)
+
+    def _complete(self, inputs: Any, done: Callable[[str], bool], *, max_new_tokens: int | None = None) -> str:
         """Continue the tokenized `inputs` greedily until `done(new text)` or the token limit; return the new text."""
         import torch
 
+        max_new_tokens = max_new_tokens or self.max_new_tokens
         if self.kept is not None:
             try:
-                return self._complete_kept(list(inputs["input_ids"][0].tolist()), done)
+                return self._complete_kept(list(inputs["input_ids"][0].tolist()), done, max_new_tokens)
             except (ValueError, NotImplementedError, AttributeError) as e:
                 # a model whose cache cannot be cut back (recurrent or sliding layers): decode as transformers does
                 logger.warning("Refiner %s cannot keep its KV caches (%s); decoding as before.", self.name, e)
@@ -183,7 +196,7 @@ class LLMRefiner(Refiner):
                 extra[_cache_keyword(self.model)] = past
             self.last_prefill_tokens = prompt_length - (past.get_seq_length() if past is not None else 0)
             settings: dict[str, Any] = {
-                "max_new_tokens": self.max_new_tokens,
+                "max_new_tokens": max_new_tokens,
                 "do_sample": False,
                 "temperature": None,
                 "top_p": None,
@@ -205,7 +218,7 @@ class LLMRefiner(Refiner):
         self.last_timing = Timing(seconds=time.perf_counter() - started, new_tokens=len(new_tokens))
         return str(self.tokenizer.decode(new_tokens, skip_special_tokens=True))
 
-    def _complete_kept(self, ids: list[int], done: Callable[[str], bool]) -> str:
+    def _complete_kept(self, ids: list[int], done: Callable[[str], bool], max_new_tokens: int) -> str:
         """Like `_complete`, starting from the best kept KV cache, with our own prompt-lookup greedy decoding."""
         started = time.perf_counter()
         self._check_kept()
@@ -219,7 +232,7 @@ class LLMRefiner(Refiner):
             self.model,
             ids,
             caches=self.kept,
-            max_new_tokens=self.max_new_tokens,
+            max_new_tokens=max_new_tokens,
             stop=stop,
             lookup_tokens=self.prompt_lookup_tokens,
             scores_hook=self.scores_hook(len(ids)) if self.scores_hook is not None else None,

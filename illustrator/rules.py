@@ -37,6 +37,10 @@ _GROUPS = {  # adjectives that describe the same property: a new one replaces th
     "texture": {"curly", "straight", "wavy", "braided", "messy", "sleek"},
     "size": {"big", "small", "large", "tiny", "huge", "bigger", "smaller", "larger"},
 }
+_LEADING = set(  # words that come before a term's adjectives: "in a" red gown, "holding her" green staff
+    "a an the one two three four five six seven some several many in on with of wearing holding carrying "
+    "her his their its my".split()
+)
 _ADJECTIVES = set().union(*_GROUPS.values()) | set(_TONES.split("|")) - {"light"}  # "light" is mostly a noun
 # third person -> participle, so "now she holds a lantern" reads "holding a lantern"
 _VERBS = {"has": "with", "is": "", "are": "", "lies": "lying", "flies": "flying", "carries": "carrying"}
@@ -250,7 +254,9 @@ def _combine(old: str, change: str, category: str) -> str:
         return change
     groups = {g for w in new_words[:-1] for g, members in _GROUPS.items() if w in members}
     kept = [w for w in old_words[:-1] if not any(w in _GROUPS[g] for g in groups) and w not in new_words]
-    return " ".join([*kept, *new_words])
+    # adjectives go before a material or a kind ("leather jacket" + red -> "red leather jacket", not "leather red")
+    cut = next((i for i, w in enumerate(kept) if w not in _ADJECTIVES and w not in _LEADING), len(kept))
+    return " ".join([*kept[:cut], *new_words[:-1], *kept[cut:], new_words[-1]])
 
 
 def _strength(change: list[str], message: str, removed: bool) -> float:

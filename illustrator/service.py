@@ -19,7 +19,8 @@ from illustrator.inputs import check_message, check_options
 from illustrator.labels import picture_label
 from illustrator.overrides import honest_reply
 from illustrator.plan import Action, ChatMessage, Plan, RefinerState
-from illustrator.refining.history import set_lock, sheet_context
+from illustrator.refining.changes import Op
+from illustrator.refining.history import change_sheet, save_sheet_turn, set_lock, sheet_context
 from illustrator.settings import Settings
 from illustrator.writers import LOCAL_WRITER, Writer
 from storage.db import Database
@@ -132,6 +133,7 @@ class TurnResult:
     picture: PictureView
     reply: MessageView
     candidates: tuple[PictureView, ...] = ()  # every picture of the turn when several were drawn (picture first)
+    drew: bool = True  # False: the turn only changed the story sheet (a lock said in chat); `picture` is as it was
 
 
 @dataclass(frozen=True)
@@ -219,6 +221,8 @@ class TurnService:
             plan = self._apply_overrides(self._models.refiner().refine(conversation, state), options, state)
             if cancel.is_set():
                 raise GenerationCancelled("The turn was stopped before drawing.")
+            if not plan.draws and base is not None and options.action is None and options.prompt is None:
+                return self._save_sheet_turn(session_id, plan, base)  # only locks changed: nothing to draw
 
             # 4. draw: one picture, or several candidates (seeds seed, seed+1, ...; one backend call each)
             report(0.15, "Drawing…")
@@ -228,12 +232,13 @@ class TurnService:
                 drawn.append(self._draw(plan, base, options, start, report, None, cancel, (i, options.candidates)))
         finally:
             with self._cancel_lock:
-                self._cancel_events.pop(session_id, None)
+                if self._cancel_events.get(session_id, (writer, None))[1] is cancel:  # not a later turn's
+                    del self._cancel_events[session_id]
 
-        # 5. save the picture files, then the rows that point at them
+        # 5. save the picture files, then the rows that point at them (with what the optional picture check saw)
         report(0.95, "Saving…")
         own_start = start is not None and plan.action is Action.EDIT  # drawn from the writer's own picture
-        result = self._save_turn(session_id, plan, drawn, base, own_start=own_start)
+        result = self._save_turn(session_id, self._checked(plan, drawn, state), drawn, base, own_start=own_start)
 
         # 6. while the writer reads and types, the refiner prefills the conversation so far for the next turn
         self._prepare_next_turn([*conversation, ChatMessage("assistant", result.reply.content)], result.picture)
@@ -299,8 +304,29 @@ class TurnService:
             has_picture=base is not None or has_start,
             sheet=context.sheet,
             earlier=context.earlier,
+            drawn=context.drawn,
         )
         return state, context.conversation
+
+    def _checked(self, plan: Plan, drawn: list[GeneratedPicture], state: RefinerState) -> Plan:
+        """The plan with a line per locked or established look the picture seems to have lost (CLIP, when set)."""
+        check = self._models.picture_check()
+        notes = check.notes(drawn[0].image, state.sheet, plan.sheet) if check is not None else []
+        return replace(plan, reply=" ".join([*notes, plan.reply])) if notes else plan
+
+    def _save_sheet_turn(self, session_id: str, plan: Plan, base: PictureView) -> TurnResult:
+        """A turn that only locked or unlocked: the reply is stored, the picture keeps its place with the new sheet."""
+        with self._db.transaction() as db:
+            repo = SessionRepository(db)
+            reply = save_sheet_turn(repo, session_id, base.id, plan)
+            picture = self._picture_view(repo.get_picture(base.id))
+            return TurnResult(session_id, plan, picture, message_view(reply, {}), drew=False)
+
+    def change_sheet(self, picture_id: int, ops: list[Op], *, writer: Writer = LOCAL_WRITER) -> dict[str, Any]:
+        """Change values on the story sheet of a picture of the writer's (the panel's edits); the new sheet."""
+        with self._db.transaction() as db:
+            SessionRepository(db).get_picture(picture_id, writer.owner)  # another writer's picture: NotFound
+            return change_sheet(SessionRepository(db), picture_id, ops)
 
     def set_lock(
         self, picture_id: int, subject: str, attribute: str, locked: bool, *, writer: Writer = LOCAL_WRITER

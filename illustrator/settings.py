@@ -23,6 +23,8 @@ class Settings:
     database_url: str | None = None  # defaults to SQLite in the data folder
     image_model: str = DEFAULT_IMAGE_MODEL  # hub id, local diffusers folder, .safetensors file or "offline"
     refiner_model: str = DEFAULT_REFINER_MODEL  # hub id, local folder, .gguf file, "offline" or "none"
+    clip_model: str | None = None  # an image-text model (CLIP: hub id or folder) that checks pictures; None: off
+    clip_threshold: float = 0.2  # a locked or established look scoring under this "looks lost" in the picture
     offline: bool = False  # use the offline preset for both models, without trying the configured ones
     device: str = "auto"  # auto, cpu, cuda, cuda:N, mps
     dtype: str = "auto"  # auto, float32, float16, bfloat16
@@ -46,6 +48,15 @@ class Settings:
     ray_address: str = "auto"  # the Ray cluster for the ray backend: "auto", "local" or "ray://HOST:PORT"
     ray_replicas: int = 1  # image model replicas (each loads the model once)
     ray_gpus_per_replica: float = 0.0  # 0 draws on the workers' CPUs
+    # turns the queue runs at once on the ray backend; None: one per replica (the local backend always runs one)
+    turns_at_once: int | None = None
+
+    @property
+    def turn_concurrency(self) -> int:
+        """How many turns run at once: one with the local backend; on Ray the setting, else one per replica."""
+        if self.backend != "ray":
+            return 1  # one model in this process draws one picture at a time
+        return self.turns_at_once if self.turns_at_once is not None else self.ray_replicas
 
     @property
     def pictures_dir(self) -> Path:

@@ -21,6 +21,7 @@ from illustrator.story import (
     beats_to_json,
     propose_beats,
 )
+from illustrator.story_cast import cast_from_sheet, with_looks
 from illustrator.writers import LOCAL_WRITER, Writer
 from storage.db import Database
 from storage.stories import StoryRepository
@@ -41,6 +42,14 @@ class StoryView:
 
 
 @dataclass(frozen=True)
+class PictureChoice:
+    """A picture the writer may choose for a beat, and why it is offered."""
+
+    picture_id: int
+    label: str
+
+
+@dataclass(frozen=True)
 class DrawReport:
     """What one Draw all (or one redraw) did: the story after it, and which beats were drawn, failed or left."""
 
@@ -53,15 +62,48 @@ class DrawReport:
 class StoryService:
     """Proposes beats, keeps the story of a session, draws its beats through the turn service, exports it."""
 
-    def __init__(self, db: Database, turns: TurnService, library: Library, complete: Complete | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        turns: TurnService,
+        library: Library,
+        complete: Complete | None = None,
+        *,
+        find_llm: Callable[[], Complete | None] | None = None,
+    ) -> None:
         self._db = db
         self._turns = turns
         self._library = library  # the front door for sessions and their pictures
-        self._complete = complete  # an LLM's text completion, when one is loaded; else the rules split passages
+        self._complete = complete  # an LLM's text completion; else the rules split passages
+        self._find_llm = find_llm  # or the app's LLM, looked up when asked (models load in the background)
 
     def propose(self, passage: str, cast: Sequence[CastMember] = ()) -> BeatProposal:
-        """The beats of a passage (not stored yet)."""
-        return propose_beats(passage, cast, self._complete)
+        """The beats of a passage (not stored yet): the LLM's when there is one and they fit, else the rules'."""
+        complete = self._complete or (self._find_llm() if self._find_llm is not None else None)
+        return propose_beats(passage, cast, complete)
+
+    def cast_of(self, session_id: str | None, *, writer: Writer = LOCAL_WRITER) -> list[CastMember]:
+        """The cast of the session's story sheet (the picture it ended on): the looks every beat keeps."""
+        if not session_id:
+            return []
+        picture = self._library.open_session(session_id, writer=writer).current_picture
+        return cast_from_sheet(picture.sheet) if picture is not None else []
+
+    def picture_choices(self, session_id: str, index: int, *, writer: Writer = LOCAL_WRITER) -> list[PictureChoice]:
+        """The pictures a beat may show: those drawn for it (the last one first), then the session's others."""
+        story = self._require(session_id, writer)
+        if not 0 <= index < len(story.beats):
+            raise InvalidInput(f"There is no beat {index + 1}; the story has {len(story.beats)}.")
+        drawn = story.beats[index].drawn
+        view = self._library.open_session(session_id, writer=writer)
+        session = [m.picture.id for m in view.messages if m.picture is not None]
+        choices = []
+        for number, picture_id in enumerate(reversed(drawn)):
+            if picture_id in session:
+                why = "the beat ended on it" if number == 0 else "drawn earlier for this beat"
+                choices.append(PictureChoice(picture_id, f"#{picture_id}, {why}"))
+        choices += [PictureChoice(p, f"#{p}, from the session") for p in reversed(session) if p not in drawn]
+        return choices
 
     def save(
         self,
@@ -179,15 +221,16 @@ class StoryService:
         beat = beats[index]
         previous = beats[index - 1].picture_id if index > 0 else None
         continuing = beat.continue_previous and previous is not None
+        # a character established in the chat or an earlier beat keeps their look: the sheet's cast, as it is now
         options = TurnOptions(
             action=Action.EDIT if continuing else Action.NEW,
-            prompt=beat.prompt,
+            prompt=with_looks(beat, self.cast_of(session_id, writer=writer)),
             base_picture_id=previous if continuing else None,
         )
         words = beat.prompt if len(beat.prompt) <= 150 else beat.prompt[:149].rsplit(" ", 1)[0] + "…"
         message = f"Beat {index + 1}: {words}"
         result = self._turns.send(session_id, message, options, writer=writer)
-        return replace(beat, picture_id=result.picture.id, status="drawn")
+        return replace(beat, picture_id=result.picture.id, status="drawn", drawn=(*beat.drawn, result.picture.id))
 
     def _require(self, session_id: str, writer: Writer) -> StoryView:
         story = self.load(session_id, writer=writer)

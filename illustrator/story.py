@@ -43,13 +43,15 @@ class Beat:
     where: str = ""
     when: str = ""
     continue_previous: bool = False  # draw as an edit of the previous beat's picture instead of a new one
-    picture_id: int | None = None  # the picture chosen for this beat
+    picture_id: int | None = None  # the picture chosen for this beat (the manuscript shows it)
     status: str = "new"  # new | drawn | failed
+    drawn: tuple[int, ...] = ()  # every picture drawn for this beat, oldest first (the last: the beat ended on it)
 
     def to_dict(self) -> dict[str, Any]:
         """The beat as JSON-ready values."""
         data = asdict(self)
         data["who"] = list(self.who)
+        data["drawn"] = list(self.drawn)
         return data
 
     @classmethod
@@ -57,6 +59,8 @@ class Beat:
         """A beat from `to_dict`'s values."""
         known = {key: data[key] for key in cls.__dataclass_fields__ if key in data}
         known["who"] = tuple(known.get("who") or ())
+        picture = known.get("picture_id")
+        known["drawn"] = tuple(known.get("drawn") or ((picture,) if picture is not None else ()))
         return cls(**known)
 
 

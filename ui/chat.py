@@ -35,7 +35,7 @@ def wire_chat(app: Illustrator, page: Page) -> None:
         inputs,
         [*outputs, page.base_picture],
         api_name="send",
-        concurrency_limit=1,
+        concurrency_limit=app.settings.turn_concurrency,  # 1, or one turn per Ray replica
         concurrency_id="gpu",
     )
     follow_turn(app, page, api_sent)
@@ -47,7 +47,7 @@ def wire_chat(app: Illustrator, page: Page) -> None:
         [*inputs, picture.pin, page.candidates.count],
         page_outputs,
         api_visibility="private",
-        concurrency_limit=1,
+        concurrency_limit=app.settings.turn_concurrency,  # 1, or one turn per Ray replica
         concurrency_id="gpu",
         show_progress_on=[picture.current],  # the message box and the controls stay usable while drawing
     )
@@ -57,7 +57,7 @@ def wire_chat(app: Illustrator, page: Page) -> None:
         [picture.refined, page.session_id, page.base_picture],
         page_outputs,
         api_visibility="private",
-        concurrency_limit=1,
+        concurrency_limit=app.settings.turn_concurrency,  # 1, or one turn per Ray replica
         concurrency_id="gpu",
         show_progress_on=[picture.current],  # the message box and the controls stay usable while drawing
     )

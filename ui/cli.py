@@ -20,8 +20,8 @@ from illustrator.settings import (
     QUANTIZATIONS,
     Settings,
 )
-from illustrator.story_cli import COMMANDS as STORY_COMMANDS
-from illustrator.story_cli import add_story_commands, run_story_command
+from ui.story_cli import COMMANDS as STORY_COMMANDS
+from ui.story_cli import add_story_commands, run_story_command
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,12 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         "--refiner-model",
         default=env.get("ILLUSTRATOR_REFINER_MODEL", DEFAULT_REFINER_MODEL),
         help="hub id, local folder, .gguf file, 'offline', or 'none' (built-in rules only)",
+    )
+    parser.add_argument(
+        "--clip-model",
+        default=env.get("ILLUSTRATOR_CLIP_MODEL") or None,
+        help="optional CLIP model (hub id or folder) that checks each picture for a locked or established look it "
+        "lost, e.g. openai/clip-vit-base-patch32 (default: off)",
     )
     parser.add_argument(
         "--offline",
@@ -211,6 +217,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         database_url=getattr(args, "database_url", None),
         image_model=args.image_model,
         refiner_model=args.refiner_model,
+        clip_model=getattr(args, "clip_model", None) or None,
         offline=args.offline,
         device=args.device,
         dtype=args.dtype,
@@ -246,6 +253,12 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ray-gpus", type=float, default=env.get("ILLUSTRATOR_RAY_GPUS", "0"), help="GPUs per replica (0: CPU)"
     )
+    parser.add_argument(
+        "--turns-at-once",
+        type=_positive_int,
+        default=env.get("ILLUSTRATOR_TURNS_AT_ONCE"),
+        help="turns drawn at the same time on the ray backend (default: one per replica; the local backend: 1)",
+    )
 
 
 def _backend_settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -254,11 +267,15 @@ def _backend_settings(args: argparse.Namespace) -> dict[str, Any]:
         return {}
     if args.backend not in ("local", "ray"):  # from the environment: argparse does not check defaults
         raise InvalidInput(f"The backend must be local or ray, not {args.backend!r}.")
+    at_once = int(args.turns_at_once) if args.turns_at_once is not None else None
+    if args.backend == "local" and at_once not in (None, 1):
+        raise InvalidInput("--turns-at-once is for the ray backend: the local backend draws one at a time.")
     return {
         "backend": args.backend,
         "ray_address": args.ray_address,
         "ray_replicas": int(args.ray_replicas),
         "ray_gpus_per_replica": float(args.ray_gpus),
+        "turns_at_once": at_once,
     }
 
 

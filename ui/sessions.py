@@ -103,7 +103,7 @@ def wire_sessions(app: Illustrator, page: Page, demo: gr.Blocks) -> None:
         if not sid:
             return {page.session_id: gr.skip()}
         try:
-            return open_session(app, page, sid)
+            return open_session(app, page, sid, request)  # as the request's writer (with logins too)
         except gr.Error:
             gr.Warning("The session in this address no longer exists.")
             return {page.session_id: gr.skip()}

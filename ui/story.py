@@ -13,6 +13,7 @@ from typing import Any
 
 import gradio as gr
 
+from illustrator.credits import credit_line
 from illustrator.errors import IllustratorError, InvalidInput
 from illustrator.labels import picture_label
 from illustrator.stories import DrawReport, StoryView
@@ -37,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 EXPORT_FORMATS = [("EPUB", "epub"), ("PDF", "pdf"), ("Zip (HTML, EPUB and PDF)", "zip")]
 BEAT_COLUMNS = ["#", "Text", "Prompt", "Continues", "Picture"]
+NO_PICTURE = "No picture (text only)"
 
 
 @dataclass
@@ -59,6 +61,8 @@ class StoryArea:
     draw: gr.Button
     stop: gr.Button
     redraw: gr.Button
+    beat_picture: gr.Dropdown
+    beat_pictures: gr.Gallery
     status: gr.Markdown
     pictures: gr.Gallery
     export_format: gr.Radio
@@ -104,9 +108,16 @@ def build_story_tab() -> StoryArea:
                     split = gr.Button("Split", size="sm", elem_id="story-split")
                     continues = gr.Button("Continue from previous (on/off)", size="sm", elem_id="story-continue")
                     redraw = gr.Button("Redraw this beat", size="sm", elem_id="story-redraw")
+            with gr.Group():
+                beat_picture = gr.Dropdown(
+                    [], label="Its picture in the manuscript", interactive=True, elem_id="story-beat-picture"
+                )
+                beat_pictures = gr.Gallery(
+                    label="Drawn for this beat", columns=4, height=180, elem_id="story-beat-pictures"
+                )
     return StoryArea(
         passage, propose, beats, number, prompt, save_prompt, up, down, drop, merge, split_words, split, continues,
-        draw, stop, redraw, status, pictures, export_format, export, export_file,
+        draw, stop, redraw, beat_picture, beat_pictures, status, pictures, export_format, export, export_file,
     )  # fmt: skip
 
 
@@ -121,6 +132,8 @@ def beats_html(beats: list[Beat], labels: dict[int, str] | None = None) -> str:
         excerpt = text if len(text) <= 90 else text[:89] + "…"
         label = (labels or {}).get(beat.picture_id, "") if beat.picture_id else ""
         picture = label if beat.picture_id else ("failed" if beat.status == "failed" else "")
+        if beat.picture_id and len(beat.drawn) > 1:
+            picture += f" ({len(beat.drawn)} drawn)"
         cells = [str(i), excerpt, beat.prompt, "yes" if beat.continue_previous else "", picture]
         rows.append(f'<tr data-beat="{i}">' + "".join(f"<td>{e(cell)}</td>" for cell in cells) + "</tr>")
     head = "".join(f"<th>{e(name)}</th>" for name in BEAT_COLUMNS)
@@ -138,21 +151,44 @@ def wire_story(app: Illustrator, page: Page, area: StoryArea) -> None:
             if beat.picture_id is not None:
                 with writer_errors():
                     picture = app.library.get_picture(beat.picture_id, writer=writer)
-                pictures.append((str(picture.path), f"Beat {i}"))
+                pictures.append((str(picture.path), f"Beat {i} · {credit_line(picture.artists)}"))
                 labels[picture.id] = picture_label(picture)
         return {area.beats: beats_html(beats, labels), area.pictures: pictures, area.status: note}
+
+    def beat_shown(story: StoryView | None, index: int, writer: Writer) -> Updates:
+        """The pictures the beat may show in the manuscript (the chosen one selected) and those drawn for it."""
+        if story is None or not 0 <= index < len(story.beats):
+            return {area.beat_picture: gr.Dropdown(choices=[], value=None), area.beat_pictures: []}
+        with writer_errors():
+            choices = app.stories.picture_choices(story.session_id, index, writer=writer)
+            mine = story.beats[index].drawn
+            drawn = [app.library.get_picture(c.picture_id, writer=writer) for c in choices if c.picture_id in mine]
+        options = [(NO_PICTURE, 0), *((choice.label, choice.picture_id) for choice in choices)]
+        chosen = story.beats[index].picture_id or 0
+        gallery = [(str(p.path), f"#{p.id} · {credit_line(p.artists)}") for p in drawn]
+        return {area.beat_picture: gr.Dropdown(choices=options, value=chosen), area.beat_pictures: gallery}
 
     def propose(passage: str, sid: str | None, request: gr.Request) -> Updates:
         with writer_errors():
             writer = writer_of(app, request)
-            proposal = app.stories.propose(passage)
+            # the session's story sheet: a character established in the chat looks the same in every beat
+            proposal = app.stories.propose(passage, app.stories.cast_of(sid, writer=writer))
             story = app.stories.save(sid, passage, proposal.beats, writer=writer)
         note = f"{len(story.beats)} beats ({'the LLM' if proposal.source == 'llm' else 'the built-in rules'})."
         first = story.beats[0].prompt if story.beats else ""
-        return shown(story, writer, note) | {page.session_id: story.session_id, area.number: 1, area.prompt: first}
+        updates = shown(story, writer, note) | beat_shown(story, 0, writer)
+        return updates | {page.session_id: story.session_id, area.number: 1, area.prompt: first}
 
-    outputs = [area.beats, area.pictures, area.status, page.session_id, area.number, area.prompt]
-    proposed = area.propose.click(propose, [area.passage, page.session_id], outputs, api_name="story_propose")
+    beat_outputs = [area.beat_picture, area.beat_pictures]
+    outputs = [area.beats, area.pictures, area.status, page.session_id, area.number, area.prompt, *beat_outputs]
+    proposed = area.propose.click(
+        propose,
+        [area.passage, page.session_id],
+        outputs,
+        api_name="story_propose",
+        concurrency_limit=1,
+        concurrency_id="gpu",  # the refiner's LLM may read the passage
+    )
     follow_turn(app, page, proposed)
 
     def change(operation: Callable[[StoryView, int, str], list[Beat]]) -> Callable[..., Updates]:
@@ -165,7 +201,9 @@ def wire_story(app: Illustrator, page: Page, area: StoryArea) -> None:
                 saved = app.stories.save(story.session_id, story.passage, beats, writer=writer)
             index = max(0, min(index, len(saved.beats) - 1))
             chosen = saved.beats[index].prompt if saved.beats else ""
-            return shown(saved, writer) | {area.number: index + 1, area.prompt: chosen}
+            return (
+                shown(saved, writer) | beat_shown(saved, index, writer) | {area.number: index + 1, area.prompt: chosen}
+            )
 
         return handler
 
@@ -181,20 +219,42 @@ def wire_story(app: Illustrator, page: Page, area: StoryArea) -> None:
             lambda s, i, t: continue_from_previous(s.beats, i, not s.beats[i].continue_previous),
         ),
     }
-    edit_outputs = [area.beats, area.pictures, area.status, area.number, area.prompt]
+    edit_outputs = [area.beats, area.pictures, area.status, area.number, area.prompt, *beat_outputs]
     for button, (name, operation) in operations.items():
         text_input = area.split_words if button is area.split else area.prompt
         button.click(change(operation), [page.session_id, area.number, text_input], edit_outputs, api_name=name)
 
     def choose(sid: str | None, number: float | None, request: gr.Request) -> Updates:
         with writer_errors():
-            story = app.stories.load(sid, writer=writer_of(app, request)) if sid else None
+            writer = writer_of(app, request)
+            story = app.stories.load(sid, writer=writer) if sid else None
         index = int(number or 1) - 1
         if story is None or not 0 <= index < len(story.beats):
-            return {area.prompt: ""}
-        return {area.prompt: story.beats[index].prompt}
+            return {area.prompt: ""} | beat_shown(None, index, writer)
+        return {area.prompt: story.beats[index].prompt} | beat_shown(story, index, writer)
 
-    area.number.change(choose, [page.session_id, area.number], [area.prompt], api_visibility="private")
+    area.number.change(choose, [page.session_id, area.number], [area.prompt, *beat_outputs], api_visibility="private")
+
+    def pick(sid: str | None, number: float | None, picture_id: float | None, request: gr.Request) -> Updates:
+        with writer_errors():
+            writer = writer_of(app, request)
+            story = _story_of(app, sid, writer)
+            index = int(number or 1) - 1
+            chosen = int(picture_id) if picture_id else None
+            saved = app.stories.choose_picture(story.session_id, index, chosen, writer=writer)
+        note = (
+            f"Beat {index + 1} shows picture #{chosen} in the manuscript."
+            if chosen
+            else f"Beat {index + 1} shows no picture."
+        )
+        return shown(saved, writer, note) | beat_shown(saved, index, writer)
+
+    area.beat_picture.input(
+        pick,
+        [page.session_id, area.number, area.beat_picture],
+        [area.beats, area.pictures, area.status, *beat_outputs],
+        api_name="story_choose_picture",
+    )
 
     def draw(sid: str | None, number: float | None, only_one: bool, request: gr.Request | None) -> Iterator[Updates]:
         with writer_errors():
@@ -212,7 +272,7 @@ def wire_story(app: Illustrator, page: Page, area: StoryArea) -> None:
         finally:
             stops.pop(story.session_id, None)
         assert report is not None
-        yield shown(report.story, writer, _summary(report))
+        yield shown(report.story, writer, _summary(report)) | beat_shown(report.story, int(number or 1) - 1, writer)
 
     def draw_all(sid: str | None, number: float | None, request: gr.Request) -> Iterator[Updates]:
         yield from draw(sid, number, False, request)
@@ -223,14 +283,14 @@ def wire_story(app: Illustrator, page: Page, area: StoryArea) -> None:
     def reopen(sid: str | None, request: gr.Request) -> Updates:
         return open_session(app, page, sid, request)
 
-    draw_outputs = [area.beats, area.pictures, area.status]
+    draw_outputs = [area.beats, area.pictures, area.status, *beat_outputs]
     for button, handler, name in ((area.draw, draw_all, "story_draw"), (area.redraw, redraw_one, "story_redraw")):
         drawn = button.click(
             handler,
             [page.session_id, area.number],
             draw_outputs,
             api_name=name,
-            concurrency_limit=1,
+            concurrency_limit=app.settings.turn_concurrency,  # the turns' queue: the same limit
             concurrency_id="gpu",
         )
         follow_turn(app, page, drawn)
@@ -258,12 +318,16 @@ def wire_story(app: Illustrator, page: Page, area: StoryArea) -> None:
             writer = writer_of(app, request)
             story = app.stories.load(sid, writer=writer) if sid else None
         updates = {key: value for key, value in shown(story, writer).items() if key is not area.status}  # keep the note
+        updates |= beat_shown(story, 0, writer) | {
+            area.number: 1,
+            area.prompt: story.beats[0].prompt if story and story.beats else "",
+        }
         return updates | {area.passage: story.passage if story else "", area.export_file: gr.File(visible=False)}
 
     page.session_id.change(
         opened,
         [page.session_id],
-        [area.beats, area.pictures, area.passage, area.export_file],
+        [area.beats, area.pictures, area.passage, area.export_file, area.number, area.prompt, *beat_outputs],
         api_visibility="private",
     )
 

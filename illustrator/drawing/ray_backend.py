@@ -135,7 +135,8 @@ class RayBackend(DrawingBackend):
         _, self._latent_channels, scaled, _ = description["latent_shape_64"]
         self._latent_scale = 64 // int(scaled)
         self.kept = KeptLatents()
-        self.last_replica: str | None = None  # which replica drew (or is drawing) the latest picture
+        # the replica of the draw that started last (tests and logs); concurrent turns each follow their own
+        self.last_replica: str | None = None
 
     @property
     def defaults(self) -> ModelDefaults:
@@ -196,23 +197,31 @@ class RayBackend(DrawingBackend):
             threading.Thread(target=_cancel_on, args=(cancel, finished, response), daemon=True).start()
 
         # 3. relay progress and previews until the picture (or an error) comes
+        replica: list[str] = []  # this draw's own replica: other turns may be drawing at the same time
         try:
-            outcome = self._follow(response, progress, preview)
+            outcome = self._follow(response, progress, preview, replica)
         except RequestCancelledError as e:
             raise GenerationCancelled("The picture was cancelled.") from e
         except RayError as e:
             if cancel is not None and cancel.is_set():
                 raise GenerationCancelled("The picture was cancelled.") from e
-            logger.error("The drawing replica %s failed: %s", self.last_replica, e)
+            logger.error("The drawing replica %s failed: %s", replica[0] if replica else "(unknown)", e)
             raise GenerationFailed(WORKER_STOPPED) from e
         finally:
             finished.set()
         return self._picture(outcome)
 
-    def _follow(self, response: Iterator[tuple[Any, ...]], progress: Progress | None, preview: Preview | None) -> Any:
+    def _follow(
+        self,
+        response: Iterator[tuple[Any, ...]],
+        progress: Progress | None,
+        preview: Preview | None,
+        replica: list[str],
+    ) -> Any:
         for event in response:
             kind = event[0]
             if kind == "replica":
+                replica.append(event[1])
                 self.last_replica = event[1]
             elif kind == "progress" and progress is not None:
                 progress(event[1], event[2])

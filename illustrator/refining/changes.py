@@ -169,7 +169,8 @@ def _add_subject(sheet: Sheet, op: Op) -> Sheet:
     kind = op.value or name
     if existing is None:
         kind_attribute = op.attribute or attribute_of(kind)
-        sheet = sheet.with_subject(Subject(key, name, kind, {kind_attribute: Value(kind)}))
+        named = normalise(kind) == normalise(name) and name[:1].isupper()  # "Kael" is who he is, not an attribute
+        sheet = sheet.with_subject(Subject(key, name, kind, {} if named else {kind_attribute: Value(kind)}))
     return _show(sheet, key)
 
 

@@ -83,7 +83,8 @@ def visible_text(text: str) -> str:
     """What can be seen in a story passage or a poem: names and the things after articles, no dialogue or chapters."""
     text = re.sub(r"[\"“][^\"”]*[\"”]", " ", text)
     text = re.sub(r"\bchapter\s+\w+\b\.?", " ", text, flags=re.I)
-    text = re.sub(r"\b(?:said|asked|whispered|replied)\s+(?:the\s+)?\w+", " ", text, flags=re.I)
+    # "said the old man" goes; "whispered Ada" keeps Ada, who is there to be drawn
+    text = re.sub(r"\b(?:said|asked|whispered|replied)\b(?:\s+the\s+\w+)?", " ", text, flags=re.I)
     names = [w for w in re.findall(r"\b[A-Z][a-z]+\b", text) if is_name(w)]
     terms: list[str] = list(dict.fromkeys(names))
     words = re.findall(r"[\w'-]+", text)

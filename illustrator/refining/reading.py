@@ -25,6 +25,10 @@ _CREATURES = (  # heads of terms that are subjects of their own, not attributes 
     r"sailor|soldier|robot|mermaid|fisherman|lighthouse|ship|tree|castle|unicorn|bear|deer|rabbit|mouse|lion|tiger"
 )
 _CREATURE = re.compile(rf"^(?:{_CREATURES})s?$")
+# one that comes with its own doing ("a brown dog running beside him"): a subject of its own, not the focus's pose
+_COMPANION = re.compile(
+    rf"^(?:a|an|one|two|three)\s(?:[\w-]+\s){{0,2}}?(?P<who>{_CREATURES})s?(?:$|\s+(?P<doing>\w+ing)\b)"
+)
 _UNDO = re.compile(r"^\W*(?:undo(?: that| it| this| the last)?|take (?:that|it) back|revert (?:that|it))\b", re.I)
 _LOCK = re.compile(
     r"^\W*(?:please\s+)?(?P<verb>keep|lock|unlock|free)\s+(?P<what>.+?)"
@@ -40,6 +44,9 @@ _BACK = re.compile(
     r"(?P<what>[\w' -]+?)(?:\s+(?:again|please))?(?:\s*(?:,|\band\b|\bthen\b|[.!;])|$)(?P<rest>.*)$",
     re.I,
 )
+# The panel's "Redraw with the sheet" button sends this: the picture redrawn from the sheet as the writer edited it.
+REDRAW_WITH_SHEET = "Redraw with the story sheet."
+_REDRAW = re.compile(r"^\W*redraw(?: it| the picture)? (?:with|from) the (?:story )?sheet\W*$", re.I)
 _DRAW = re.compile(r"^\W*(?:now\s+|then\s+)?(?:draw|paint|sketch|show|put)\b")
 
 
@@ -62,6 +69,8 @@ def read_message(text: str, sheet: Sheet, earlier: Sequence[Sheet] = (), *, has_
         return _read_new(message, sheet, narrative=is_narrative(text))
     if _UNDO.search(message):
         return Reading(Action.EDIT, (Op("undo"),), 0.6) if earlier else Reading(Action.VARIATION, ())
+    if _REDRAW.match(message):
+        return Reading(Action.VARIATION, ())  # an edit when the writer changed the sheet since (SheetRefiner)
     locking = _read_lock(message, sheet)
     if locking is not None:
         return locking
@@ -162,6 +171,7 @@ def _read_edit(message: str, sheet: Sheet, named: Subject | None) -> Reading:
 def _term_ops(segments: Sequence[str], sheet: Sheet, *, fresh: bool, focus: str | None = None) -> list[Op]:
     """An operation per term: a scene field, another subject's kind, or an attribute of the subject in focus."""
     ops: list[Op] = []
+    segments = segments if fresh else _with_companions(segments, sheet)
     for segment in segments:
         if set(segment.split()) <= {"a", "an", "the", "some"}:
             continue  # an article the splitting left behind
@@ -175,7 +185,12 @@ def _term_ops(segments: Sequence[str], sheet: Sheet, *, fresh: bool, focus: str 
             continue
         head = attribute_of(segment)
         other = None if fresh else sheet.find(head)
-        if other is not None and any(attribute_of(v.text) == head for v in other.attributes.values()):
+        companion = None if fresh else _COMPANION.match(segment)
+        doing = companion is not None and companion["doing"] is not None
+        if companion is not None and doing and sheet.find(companion["who"]) is None:  # "a dog running beside" joins
+            ops.append(Op("add_subject", companion["who"], companion["who"], segment))
+            ops += [Op("focus", focus)] if focus else []
+        elif other is not None and any(attribute_of(v.text) == head for v in other.attributes.values()):
             ops.append(Op("set", other.key, head, segment))
         elif _CREATURE.match(head) and fresh:
             ops.append(Op("add_subject", head, head, segment))
@@ -187,6 +202,18 @@ def _term_ops(segments: Sequence[str], sheet: Sheet, *, fresh: bool, focus: str 
             value = rules._combine(old.text, segment, category) if old is not None else segment
             ops.append(Op("set", None, attribute, value))
     return ops
+
+
+def _with_companions(segments: Sequence[str], sheet: Sheet) -> list[str]:
+    """A newcomer and what it does, as one term: "a brown dog", "running beside" -> "a brown dog running beside"."""
+    result: list[str] = []
+    for segment in segments:
+        previous = _COMPANION.match(result[-1]) if result else None
+        if previous and sheet.find(previous["who"]) is None and rules._category(segment) == "pose":
+            result[-1] = f"{result[-1]} {segment}"
+        else:
+            result.append(segment)
+    return result
 
 
 _ARTICLE = r"(?:a|an|the|one|two|three|four|five|several|some|many)\s"
@@ -230,6 +257,9 @@ def _scene_field(segment: str) -> str | None:
     if re.search(rf"\b(?:{_STYLE})\b", segment):
         return "style"
     category = rules._category(segment)
+    head = attribute_of(segment)
+    if category == "time" and re.fullmatch(rf"{_PLACES}|{rules._PLACES}", head) and not _CREATURE.match(head):
+        return "setting"  # "in a night market" is a place, not a time of day
     if category in _SCENE_OF:
         return _SCENE_OF[category]
     if re.search(rf"\b(?:{_PLACES})\b", segment) and not _CREATURE.match(attribute_of(segment)):
@@ -243,9 +273,11 @@ def _season_fixes(sheet: Sheet, season: str) -> list[Op]:
     """Other scene values that name the old season get the new one ("a summer meadow" -> "a winter meadow")."""
     new = re.search(rf"\b(?:{rules._SEASONS})\b", season)
     ops = []
-    for name, value in sheet.scene.items():
-        if name != "season" and new and re.search(rf"\b(?:{rules._SEASONS})\b", value.text):
-            ops.append(Op("set", SCENE, name, re.sub(rf"\b(?:{rules._SEASONS})\b", new[0], value.text)))
+    holders = [(SCENE, sheet.scene)] + [(s.key, s.attributes) for s in sheet.visible_subjects()]
+    for key, attributes in holders:  # "a village square in summer" read as the subject names its season too
+        for name, value in attributes.items():
+            if name != "season" and new and re.search(rf"\b(?:{rules._SEASONS})\b", value.text):
+                ops.append(Op("set", key, name, re.sub(rf"\b(?:{rules._SEASONS})\b", new[0], value.text)))
     return ops
 
 
@@ -260,18 +292,25 @@ def _read_lock(message: str, sheet: Sheet) -> Reading | None:
         return None
     verb = match.groupdict().get("verb") or "unlock"
     op = "unlock" if verb.lower() in {"unlock", "free"} else "lock"
-    words = re.split(r",|\band\b", re.sub(r"\b(?:her|his|their|its|the)\b", " ", match["what"].lower()))
-    focus = sheet.subject(sheet.focus)
+    what = match["what"].lower()
+    named = sheet.find(re.sub(r"'s\b", "", what))  # "lock Kael's tattoo": Kael's, whoever is in focus
+    focus = named if named is not None and named.key in sheet.visible else sheet.subject(sheet.focus)
+    if named is not None and focus is named:
+        what = re.sub(rf"\b{re.escape(named.name.lower())}(?:'s)?\b", " ", what)
+        if not what.strip(" ,."):  # "lock Kael": his whole look
+            what = ", ".join(named.attributes)
+    words = re.split(r",|\band\b", re.sub(r"\b(?:her|his|their|its|the)\b", " ", what))
+    subject = None if focus is None or focus.key == sheet.focus else focus.key
     ops: list[Op] = []
     for word in (" ".join(w.split()) for w in words):
         attribute = attribute_of(word) if word else ""
         scene_name = attribute.replace(" ", "_")
         if focus is not None and attribute in focus.attributes:
-            ops.append(Op(op, None, attribute))
+            ops.append(Op(op, subject, attribute))
         elif scene_name in sheet.scene or f"{scene_name}_of_day" in sheet.scene:
             ops.append(Op(op, SCENE, scene_name if scene_name in sheet.scene else f"{scene_name}_of_day"))
         elif attribute == "face" and focus is not None:
-            ops += [Op(op, None, a) for a, v in focus.attributes.items() if a in {"face", "eye", "expression"}]
+            ops += [Op(op, subject, a) for a in focus.attributes if a in {"face", "eye", "expression"}]
     if not ops:
         return None
     return Reading(Action.VARIATION, tuple(ops))

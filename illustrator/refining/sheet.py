@@ -153,3 +153,22 @@ def _value(raw: Any) -> Value:
     if isinstance(raw, str):
         return Value(raw)
     return Value(str(raw["text"]), bool(raw.get("locked", False)))
+
+
+def summary_lines(data: dict[str, Any] | None) -> list[str]:
+    """A stored sheet in a few plain lines for captions and exports: each subject in the picture, then the scene."""
+    if not data:
+        return []
+    try:
+        sheet = Sheet.from_dict(data)
+    except InvalidInput:
+        return []
+    lines = []
+    for subject in sheet.visible_subjects():
+        shown = [v for v in subject.attributes.values() if normalise(v.text) != normalise(subject.name) or v.locked]
+        values = "; ".join(v.text + (" (locked)" if v.locked else "") for v in shown)  # "mermaid: a mermaid" is once
+        lines.append(f"{subject.name}: {values}" if values else subject.name)
+    scene = [f"{k.replace('_', ' ')}: {v.text}" + (" (locked)" if v.locked else "") for k, v in sheet.scene.items()]
+    if scene:
+        lines.append("Scene: " + "; ".join(scene))
+    return lines

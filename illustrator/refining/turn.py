@@ -12,7 +12,7 @@ from illustrator.fewshot import FewShotRefiner
 from illustrator.plan import Action, ChatMessage, Plan, RefinerState, validate_plan
 from illustrator.refiner import FallbackRefiner, LLMRefiner, Refiner
 from illustrator.refiner_cache import prefill
-from illustrator.refining.changes import ChangeResult, apply_changes
+from illustrator.refining.changes import SCENE, ChangeResult, Op, apply_changes, diff_lines
 from illustrator.refining.proposal import arbitrate, change_messages, needs_llm, propose_change
 from illustrator.refining.reading import Reading, read_message
 from illustrator.refining.render import TokenCounter, estimate_tokens, render
@@ -20,6 +20,7 @@ from illustrator.refining.sheet import Sheet
 from illustrator.rules import without_injections, without_style
 
 logger = logging.getLogger(__name__)
+_LOCKS = {"lock", "unlock"}
 
 
 class SheetRefiner(Refiner):
@@ -65,6 +66,7 @@ class SheetRefiner(Refiner):
         # 1. the sheet the turn starts from (a picture drawn before sheets existed is read from its prompt)
         sheet = current_sheet(state)
         earlier = [_sheet(data) for data in state.earlier]
+        drawn = _sheet(state.drawn) if state.drawn else None  # the writer edited the sheet since it was drawn
         message = _latest_user_text(conversation)
 
         # 2. the rules' reading, or the LLM's where the rules read little
@@ -78,19 +80,27 @@ class SheetRefiner(Refiner):
         action = reading.action
         if result.refused and not result.diff:
             action = Action.VARIATION if state.has_picture else Action.NEW
+        locks_only = state.has_picture and bool(reading.ops) and all(op.op in _LOCKS for op in reading.ops)
+        if drawn is not None and not locks_only:  # the panel's edits are part of this turn's change
+            result = replace(result, diff=tuple(diff_lines(drawn, result.sheet)))
+            action = Action.EDIT if action is Action.VARIATION else action
         rendered = render(result.sheet, count=self.count)
         notes = [*result.refused, *drift(sheet, result.sheet, reading, asked)]
         if rendered.left_out:
             notes.append(f"Left out to fit the prompt: {', '.join(rendered.left_out)}.")
+        reply = (
+            _lock_reply(sheet, result, reading.ops) if locks_only else _reply(action, result, notes, rendered.prompt)
+        )
         plan = Plan(
             prompt=rendered.prompt,
             negative_prompt=rendered.negative_prompt,
             action=action,
             strength=reading.strength if action is Action.EDIT else None,
-            reply=_reply(action, result, notes, rendered.prompt),
+            reply=reply,
             source=source,
             sheet=result.sheet.to_dict(),
             changes=result.diff,
+            draws=not locks_only,
         )
         return validate_plan(plan, state)
 
@@ -173,6 +183,34 @@ def _reply(action: Action, result: ChangeResult, notes: list[str], prompt: str) 
     else:
         head = f"Editing the picture — {diff}." if diff else "Editing the picture."
     return " ".join([*notes, head] if notes else [head])
+
+
+def _lock_reply(sheet: Sheet, result: ChangeResult, ops: Sequence[Op]) -> str:
+    """One line for a message that only locked or unlocked: what, and that nothing was redrawn."""
+    done: dict[str, list[str]] = {"lock": [], "unlock": []}
+    for op in ops:
+        attribute = (op.attribute or "").replace("_", " ")
+        subject = sheet.subject(sheet.focus) if op.subject is None else sheet.subject(op.subject)
+        owner = "the scene's" if op.subject == SCENE else _possessive(subject.name if subject else "")
+        done[op.op].append(f"{owner} {attribute}".strip())
+    parts = list(result.refused)
+    if done["lock"]:
+        them = "it" if len(done["lock"]) == 1 else "them"
+        parts.append(f"Locked {_listed(done['lock'])}: the next pictures keep {them}.")
+    if done["unlock"]:
+        them = "it" if len(done["unlock"]) == 1 else "them"
+        parts.append(f"Unlocked {_listed(done['unlock'])}: a wish may change {them} again.")
+    return " ".join([*parts, "Nothing was redrawn."])
+
+
+def _possessive(name: str) -> str:
+    if not name:
+        return ""
+    return f"{name}'s" if name[:1].isupper() else f"the {name}'s"
+
+
+def _listed(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _sheet(data: dict[str, Any]) -> Sheet:

@@ -35,3 +35,18 @@ def test_the_backend_options_become_settings(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("ILLUSTRATOR_BACKEND", "cloud")
     with pytest.raises(InvalidInput, match="local or ray"):
         settings_from_args(build_parser().parse_args(["serve"]))
+
+
+def test_turns_run_one_per_replica_on_ray_and_one_at_a_time_locally(monkeypatch: pytest.MonkeyPatch) -> None:
+    def settings(*args: str):
+        return settings_from_args(build_parser().parse_args(["serve", *args]))
+
+    assert settings().turn_concurrency == 1  # the single-machine default is unchanged
+    assert settings("--backend", "ray", "--ray-replicas", "3").turn_concurrency == 3
+    assert settings("--backend", "ray", "--ray-replicas", "3", "--turns-at-once", "1").turn_concurrency == 1
+    monkeypatch.setenv("ILLUSTRATOR_TURNS_AT_ONCE", "2")
+    assert settings("--backend", "ray", "--ray-replicas", "4").turn_concurrency == 2
+    with pytest.raises(InvalidInput, match="local backend draws one at a time"):
+        settings()  # two at once asked of the local backend
+    monkeypatch.setenv("ILLUSTRATOR_TURNS_AT_ONCE", "1")
+    assert settings().turn_concurrency == 1

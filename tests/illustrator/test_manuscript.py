@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from illustrator.ebook import FONT_FOLDERS
 from illustrator.errors import StorageError
 from illustrator.manuscript import build_manuscript, export_manuscript
 from illustrator.service import MessageView, PictureView, SessionView
@@ -84,6 +85,50 @@ def test_pdf_without_any_font_says_what_to_install(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="apt-get install fonts-dejavu-core"):
         write_pdf(manuscript, tmp_path / "x.pdf", font_folders=[tmp_path / "no-fonts"])
     assert not (tmp_path / "x.pdf").exists()
+
+
+CJK_PASSAGE = """The Lantern Festival
+
+灯笼在河上漂流，孩子们在桥上唱歌。
+提灯の明かりが川面に揺れ、少女は静かに微笑んだ。
+등불이 강 위에 떠 있다.
+"""
+
+
+def test_pdf_text_holds_chinese_and_japanese(tmp_path: Path) -> None:
+    from pypdf import PdfReader
+
+    from illustrator.ebook import CJK_FONTS, find_fonts
+
+    if not any(folder.is_dir() and any(folder.rglob(name)) for folder in FONT_FOLDERS for name in CJK_FONTS):
+        pytest.skip("no CJK font installed (make fonts installs fonts-wqy-zenhei)")
+    assert find_fonts(cjk=True)[1][0].name in CJK_FONTS  # the CJK font is tried first for what the body lacks
+    manuscript = _illustrated(tmp_path, CJK_PASSAGE, split_into_beats(CJK_PASSAGE), title="灯笼 Lanterns")
+    began = time.perf_counter()
+    reader = PdfReader(export_manuscript(manuscript, tmp_path / "out", "pdf"))
+    seconds = time.perf_counter() - began
+    text = "".join(page.extract_text() for page in reader.pages).replace("\n", "").replace(" ", "")
+    for line in (
+        "灯笼在河上漂流，孩子们在桥上唱歌。",
+        "提灯の明かりが川面に揺れ、少女は静かに微笑んだ。",
+        "등불이강위에떠있다.",
+    ):
+        assert line in text
+    assert "灯笼Lanterns" in text
+    print(f"CJK PDF written in {seconds:.2f} s")
+
+
+def test_pdf_with_cjk_text_and_no_cjk_font_says_what_to_install(tmp_path: Path) -> None:
+    from illustrator.ebook import BODY_FONTS, find_fonts, write_pdf
+
+    body = next(path for folder in FONT_FOLDERS if folder.is_dir() for path in folder.rglob(BODY_FONTS[0]))
+    only_latin = tmp_path / "fonts"
+    only_latin.mkdir()
+    (only_latin / body.name).write_bytes(body.read_bytes())
+    assert find_fonts([only_latin])[0].name == body.name  # Latin text still exports with this folder alone
+    manuscript = _illustrated(tmp_path, CJK_PASSAGE, split_into_beats(CJK_PASSAGE))
+    with pytest.raises(StorageError, match="apt-get install fonts-wqy-zenhei"):
+        write_pdf(manuscript, tmp_path / "x.pdf", font_folders=[only_latin])
 
 
 def test_zip_holds_every_format(tmp_path: Path) -> None:

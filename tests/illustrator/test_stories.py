@@ -11,8 +11,9 @@ import pytest
 from illustrator.errors import GenerationFailed, InvalidInput
 from illustrator.plan import ChatMessage, Plan, RefinerState
 from illustrator.refiner import FallbackRefiner
+from illustrator.refining.turn import SheetRefiner
 from illustrator.stories import StoryService
-from illustrator.story import continue_from_previous, split_into_beats
+from illustrator.story import continue_from_previous, edit_beat, split_into_beats
 from tests.illustrator.test_service import library_for, make_service
 
 POEM = """The lighthouse keeper climbs the stair
@@ -132,3 +133,71 @@ def test_story_and_export_commands(data_dir: Path, offline_generator, tmp_path: 
     assert len(list(book.get_items_of_type(ITEM_IMAGE))) == 3
     missing = run_cli("export", "0" * 32, "--format", "pdf", data_dir=data_dir)
     assert missing.returncode == 1 and "No session has that id" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_the_writer_chooses_each_beats_picture_and_the_export_command_uses_it(
+    data_dir: Path, offline_generator, tmp_path: Path
+) -> None:
+    from tests.illustrator.test_cli import run_cli
+
+    stories, session_id = _story(data_dir, offline_generator)
+    stories.draw_all(session_id)
+    first = stories.load(session_id).beats[0].picture_id  # type: ignore[union-attr]
+    redrawn = stories.draw_all(session_id, only=[0]).story.beats[0]
+    assert redrawn.drawn == (first, redrawn.picture_id) and redrawn.picture_id != first  # the beat ended on the new one
+
+    choices = stories.picture_choices(session_id, 0)
+    assert [c.picture_id for c in choices[:2]] == [redrawn.picture_id, first]
+    assert "the beat ended on it" in choices[0].label and "drawn earlier for this beat" in choices[1].label
+    assert {c.picture_id for c in choices[2:]} == {b.picture_id for b in stories.load(session_id).beats[1:]}  # type: ignore[union-attr]
+
+    chosen = stories.choose_picture(session_id, 0, first)
+    assert chosen.beats[0].picture_id == first and chosen.beats[0].drawn == redrawn.drawn  # nothing drawn is lost
+    assert stories.load(session_id).beats[0].picture_id == first  # type: ignore[union-attr]
+    elsewhere = stories._turns.send(None, "a red fox in the snow").picture.id
+    with pytest.raises(InvalidInput, match="its own session"):
+        stories.choose_picture(session_id, 0, elsewhere)
+
+    stories._turns._db.dispose()
+    out = tmp_path / "exports"
+    exported = run_cli("export", session_id[:8], "--format", "html", "-o", str(out), data_dir=data_dir)
+    assert exported.returncode == 0, exported.stderr
+    page = next(out.rglob("index.html")).read_text(encoding="utf-8")
+    assert f"images/picture-{first}.png" in page and f"images/picture-{redrawn.picture_id}.png" not in page
+
+
+MARA_CHAPTER = """Mara climbed the cliff path above the village at dawn.
+
+That night Mara walked into the tavern by the harbour and sat by the fire.
+"""
+
+
+def test_the_chats_story_sheet_gives_every_beat_the_same_look(data_dir: Path, offline_generator) -> None:
+    turns, _ = make_service(data_dir, offline_generator, SheetRefiner(None))
+    stories = StoryService(turns._db, turns, library_for(turns, data_dir))
+    chat = turns.send(None, "Mara, a young girl with long red hair and a green cloak, standing on a cliff")
+    session_id = chat.picture.session_id
+    cast = stories.cast_of(session_id)
+    assert [(m.name, m.description) for m in cast] == [("Mara", "a young girl, long red hair, a green cloak")]
+
+    proposal = stories.propose(MARA_CHAPTER, cast)
+    assert len(proposal.beats) == 2
+    assert all("long red hair" in beat.prompt and "green cloak" in beat.prompt for beat in proposal.beats)
+    # a beat whose prompt the writer rewrote without her look still draws her as the sheet has her
+    beats = edit_beat(proposal.beats, 1, "Mara by the fire in a harbour tavern at night")
+    stories.save(session_id, MARA_CHAPTER, beats)
+    report = stories.draw_all(session_id)
+    assert report.drawn == [0, 1]
+    drawn = [stories._library.get_picture(b.picture_id) for b in report.story.beats]  # type: ignore[arg-type]
+    assert "long red hair" in drawn[1].prompt and drawn[1].prompt.startswith("Mara by the fire")
+
+
+def test_a_character_described_in_an_earlier_beat_keeps_that_look(data_dir: Path, offline_generator) -> None:
+    turns, _ = make_service(data_dir, offline_generator, SheetRefiner(None))
+    stories = StoryService(turns._db, turns, library_for(turns, data_dir))
+    passage = "Mara, a young girl with long red hair and a green cloak, stood on the cliff.\n\n" + MARA_CHAPTER
+    view = stories.save(None, passage, stories.propose(passage).beats)
+    assert "red hair" not in stories.load(view.session_id).beats[-1].prompt  # type: ignore[union-attr]
+    report = stories.draw_all(view.session_id)
+    last = stories._library.get_picture(report.story.beats[-1].picture_id)  # type: ignore[arg-type]
+    assert "long red hair" in last.prompt

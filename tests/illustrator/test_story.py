@@ -23,6 +23,7 @@ from illustrator.story import (
     split_into_beats,
     visible_text,
 )
+from illustrator.story_cast import cast_from_sheet, with_looks
 from tests.illustrator.test_stories import POEM
 
 CHAPTER = """Chapter One
@@ -118,3 +119,50 @@ def test_passages_that_cannot_be_split() -> None:
         split_into_beats("   ")
     with pytest.raises(InvalidInput, match="at most"):
         split_into_beats("word " * (MAX_PASSAGE_CHARS // 5 + 1))
+
+
+def test_a_beat_stored_before_pictures_were_listed_counts_its_picture_as_drawn() -> None:
+    old = {"start": 0, "end": 5, "text": "Hello", "prompt": "hello", "picture_id": 7, "status": "drawn"}
+    assert Beat.from_dict(old).drawn == (7,)
+    again = Beat.from_dict(json.loads(json.dumps(Beat.from_dict(old).to_dict())))
+    assert again.drawn == (7,) and again.picture_id == 7
+
+
+def test_the_sheets_cast_gives_each_named_character_their_look_and_nothing_else() -> None:
+    sheet = {
+        "cast": [
+            {
+                "key": "girl",
+                "name": "girl",
+                "kind": "a young girl",
+                "attributes": {
+                    "girl": "a young girl",
+                    "mara": "mara",
+                    "hair": "long red hair",
+                    "cloak": "a green cloak",
+                    "stair": "climbing the stair",  # what she does in one picture: not her look
+                },
+            },
+            {
+                "key": "keeper",
+                "name": "keeper",
+                "kind": "lighthouse keeper",
+                "attributes": {"keeper": "lighthouse keeper"},
+            },
+            {"key": "1", "name": "1", "kind": "beat 1", "attributes": {"1": "beat 1"}},
+        ],
+        "visible": ["girl"],
+    }
+    cast = cast_from_sheet(sheet)
+    assert [(m.name, m.description) for m in cast] == [
+        ("Mara", "a young girl, long red hair, a green cloak"),
+        ("keeper", ""),
+    ]
+    beat = Beat(
+        0, 30, "Mara walked into the tavern.", "Mara walks into a tavern, long red hair, storybook illustration"
+    )
+    assert with_looks(beat, cast) == (
+        "Mara walks into a tavern, long red hair, storybook illustration, Mara: a young girl, a green cloak"
+    )
+    elsewhere = Beat(0, 30, "The keeper lit the lamp.", "the keeper lights the lamp")
+    assert with_looks(elsewhere, cast) == "the keeper lights the lamp"  # Mara is not in it; the keeper has no look
