@@ -9,10 +9,12 @@ import re
 import secrets
 import zipfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from illustrator.credits import credit_line
-from illustrator.errors import StorageError
+from illustrator.errors import InvalidInput, StorageError
+from illustrator.labels import download_name, drawn_from, picture_label, slug
 from illustrator.refining.sheet import summary_lines
 from illustrator.service import MessageView, PictureView, SessionView
 
@@ -38,11 +40,13 @@ figcaption .prompt { color: #222; }
 
 
 def picture_caption_text(picture: PictureView) -> str:
-    """The one-line details of a picture: its number, action, parent, seed, steps, model and credit."""
-    parent = f", from picture #{picture.parent_id}" if picture.parent_id else ""
+    """The one-line details of a picture: its number, action, what it was drawn from, seed, steps, model and credit."""
+    source = drawn_from(picture)
+    parent = f", {source}" if source else ""
     strength = f", strength {picture.strength:.2f}" if picture.strength is not None else ""
+    star = " ★" if picture.starred else ""
     return (
-        f"Picture #{picture.id} · {picture.action}{parent}{strength} · seed {picture.seed} · "
+        f"Picture {picture_label(picture)}{star} · {picture.action}{parent}{strength} · seed {picture.seed} · "
         f"{picture.steps} step{'s' if picture.steps != 1 else ''} · {picture.width}x{picture.height} · {picture.model}"
         f" · {credit_line(picture.artists)}"
     )
@@ -80,7 +84,7 @@ def storyboard_html(view: SessionView, picture_url: PictureUrl, *, note: str = "
                 continue
             negative = f"<br>Negative prompt: {e(picture.negative_prompt)}" if picture.negative_prompt.strip() else ""
             parts.append(
-                f'<figure id="picture-{picture.id}"><img src="{e(picture_url(picture))}" alt="{e(picture.prompt)}" '
+                f'<figure id="picture-{picture.number}"><img src="{e(picture_url(picture))}" alt="{e(picture.prompt)}" '
                 f'width="{picture.width}" height="{picture.height}" loading="lazy">'
                 f"<figcaption>{e(picture_caption_text(picture))}<br>"
                 f'Prompt: <span class="prompt">{e(picture.prompt)}</span>{negative}{_sheet_html(message)}'
@@ -128,7 +132,7 @@ def storyboard_markdown(view: SessionView, picture_url: PictureUrl) -> str:
             picture = message.picture
             if picture is not None:
                 lines += [
-                    f"![Picture #{picture.id}]({picture_url(picture)})",
+                    f"![Picture {picture_label(picture)}]({picture_url(picture)})",
                     "",
                     f"*{_markdown_text(picture_caption_text(picture))}*  ",
                     f"Prompt: {_markdown_text(picture.prompt)}",
@@ -144,21 +148,28 @@ def storyboard_markdown(view: SessionView, picture_url: PictureUrl) -> str:
     return "\n".join(lines)
 
 
-def slug(title: str) -> str:
-    """A file-name-safe version of a title ("The mermaid's cave" -> "the-mermaid-s-cave")."""
-    cleaned = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:60].strip("-")
-    return cleaned or "session"
+def only_starred(view: SessionView) -> SessionView:
+    """The session with only the turns whose picture is starred (the writer's favourites), in their order."""
+    kept = {m.turn for m in view.messages if m.picture is not None and m.picture.starred}
+    messages = [m for m in view.messages if m.turn in kept and (m.picture is None or m.picture.starred)]
+    current = view.current_picture if view.current_picture is not None and view.current_picture.starred else None
+    return replace(view, messages=messages, current_picture=current)
 
 
-def export_session(view: SessionView, folder: Path) -> Path:
-    """Write the session as `<title>.zip` in `folder`: storyboard.html, storyboard.md and the original PNGs."""
+def export_session(view: SessionView, folder: Path, *, starred: bool = False) -> Path:
+    """Write the session as `<title>.zip` in `folder`: storyboard.html, storyboard.md and the original PNGs, named
+    like `crow-city-03.png`; with `starred`, only the starred pictures (`<title>-starred.zip`)."""
     # 1. the pictures in the order they appear, with the file each one will have inside the zip
-    name = slug(view.title)
+    if starred:
+        view = only_starred(view)
+        if not any(m.picture is not None for m in view.messages):
+            raise InvalidInput("No picture of this session is starred yet: star some in the gallery first.")
+    name = slug(view.title) + ("-starred" if starred else "")
     pictures: list[PictureView] = []
     for message in view.messages:
         if message.picture is not None and message.picture.id not in {p.id for p in pictures}:
             pictures.append(message.picture)
-    inside = {p.id: f"pictures/picture-{p.id}.png" for p in pictures}
+    inside = {p.id: f"pictures/{download_name(view.title, p.number)}" for p in pictures}
 
     def relative(picture: PictureView) -> str:
         return inside[picture.id]
@@ -175,7 +186,7 @@ def export_session(view: SessionView, folder: Path) -> Path:
                 if picture.path.is_file():  # PNGs are compressed already: store them as they are, metadata and all
                     archive.write(picture.path, f"{name}/{inside[picture.id]}", zipfile.ZIP_STORED)
                 else:
-                    logger.warning("Picture #%d is missing from disk; the storyboard links to nothing", picture.id)
+                    logger.warning("Picture id %d is missing from disk; the storyboard links to nothing", picture.id)
         os.replace(temp, target)
     except OSError as e:
         temp.unlink(missing_ok=True)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import secrets
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
-from illustrator.errors import IllustratorError, InvalidInput, NotFound
+from illustrator.errors import IllustratorError, InvalidInput, NotFound, StorageError
 from illustrator.export import export_session
+from illustrator.labels import download_name
 from illustrator.service import PictureView, SessionSummary, SessionView, message_view, picture_view
 from illustrator.writers import LOCAL_WRITER, Writer
 from storage.db import Database
@@ -28,13 +31,15 @@ MAX_PARAMETERS_CHARS = 20_000  # A1111 writes a few hundred; a prompt is at most
 
 @dataclass(frozen=True)
 class PicturePage:
-    """One page of the gallery, newest or first drawn first, with a thumbnail for each picture (None if missing)."""
+    """One page of the gallery, newest first, with a thumbnail for each picture (None if missing) and the title of
+    each picture's session."""
 
     pictures: list[PictureView]
     thumbnails: list[Path | None]
     page: int  # 1-based
     pages: int
     total: int
+    titles: list[str] = field(default_factory=list)  # each picture's session's title, in the same order
 
 
 @dataclass(frozen=True)
@@ -196,31 +201,86 @@ class Library:
         if self._exports is not None:
             shutil.rmtree(self._exports / session_id, ignore_errors=True)
 
-    def export(self, session_id: str, *, writer: Writer = LOCAL_WRITER) -> Path:
-        """A session of the writer's as a zip (storyboard and original pictures), replacing its earlier export."""
+    def export(self, session_id: str, *, starred: bool = False, writer: Writer = LOCAL_WRITER) -> Path:
+        """A session of the writer's as a zip (storyboard and original pictures), replacing its earlier export;
+        `starred`: only the starred pictures."""
         if self._exports is None:
             raise InvalidInput("Exports are not set up in this app.")
         view = self.open_session(session_id, writer=writer)
         folder = self._exports / view.id  # an id checked by open_session: 32 hex digits, never a path
-        shutil.rmtree(folder, ignore_errors=True)
-        return export_session(view, folder)
+        folder = folder / "starred" if starred else folder
+        for earlier in folder.glob("*.zip"):  # the earlier export (another title, perhaps); downloads stay
+            earlier.unlink(missing_ok=True)
+        return export_session(view, folder, starred=starred)
+
+    def download(self, picture_id: int, *, writer: Writer = LOCAL_WRITER) -> Path:
+        """A picture of the writer's as a file named for the writer ("crow-city-03.png"), in its session's export
+        folder (a link to the stored file where the disk allows, else a copy)."""
+        with self._db.session() as db:
+            picture = SessionRepository(db).get_picture(picture_id, writer.owner)
+            view, title = picture_view(picture, self._files.root), picture.session.title
+        return self._named_copy(view, title)
+
+    def _named_copy(self, view: PictureView, title: str) -> Path:
+        if self._exports is None:
+            raise InvalidInput("Downloads are not set up in this app.")
+        folder = self._exports / view.session_id / "downloads"
+        target = folder / download_name(title, view.number)
+        try:
+            if target.exists() and os.path.samefile(target, view.path):
+                return target
+            folder.mkdir(parents=True, exist_ok=True)
+            temp = folder / f".{secrets.token_hex(8)}.tmp"
+            try:
+                os.link(view.path, temp)
+            except OSError:
+                shutil.copyfile(view.path, temp)
+            os.replace(temp, target)  # whole or not at all, even with two requests at once
+        except OSError as e:
+            raise StorageError(f"Could not prepare the download: {e.strerror or e}.") from e
+        return target
+
+    def star(self, picture_id: int, starred: bool = True, *, writer: Writer = LOCAL_WRITER) -> PictureView:
+        """Star a picture of the writer's (a favourite), or take its star away; returns the picture."""
+        with self._db.transaction() as db:
+            return picture_view(SessionRepository(db).set_starred(picture_id, starred, writer.owner), self._files.root)
 
     # The gallery ---------------------------------------------------------------------------------
 
     def pictures(
-        self, session_id: str | None = None, page: int = 1, per_page: int = PER_PAGE, *, writer: Writer = LOCAL_WRITER
+        self,
+        session_id: str | None = None,
+        page: int = 1,
+        per_page: int = PER_PAGE,
+        *,
+        starred: bool = False,
+        writer: Writer = LOCAL_WRITER,
     ) -> PicturePage:
-        """One page of a session's pictures in the order they were drawn, or of all the writer's, newest first."""
+        """One page of a session's pictures, or of all the writer's, newest first (`starred`: only starred ones)."""
         if not 1 <= per_page <= 200:
             raise InvalidInput(f"`per_page` must be between 1 and 200, not {per_page}.")
         with self._db.session() as db:
             repo = SessionRepository(db)
-            total = repo.count_pictures(session_id, owner=writer.owner)
+            total = repo.count_pictures(session_id, owner=writer.owner, starred=starred)
             pages = max(1, math.ceil(total / per_page))
             page = min(max(1, int(page)), pages)
-            rows = repo.list_pictures(session_id, limit=per_page, offset=(page - 1) * per_page, owner=writer.owner)
+            rows = repo.list_pictures(
+                session_id,
+                limit=per_page,
+                offset=(page - 1) * per_page,
+                owner=writer.owner,
+                newest_first=True,
+                starred=starred,
+            )
             views = [picture_view(row, self._files.root) for row in rows]
-        return PicturePage(views, [self._thumbnail_of(v.file_name) for v in views], page, pages, total)
+            titles = [row.session.title for row in rows]
+        thumbnails = [self._thumbnail_of(v.file_name) for v in views]
+        return PicturePage(views, thumbnails, page, pages, total, titles)
+
+    def session_title(self, session_id: str, *, writer: Writer = LOCAL_WRITER) -> str:
+        """The title of a session of the writer's."""
+        with self._db.session() as db:
+            return SessionRepository(db).get_session(session_id, writer.owner).title
 
     def thumbnail(self, picture: PictureView) -> Path | None:
         """The picture's small WebP copy (made on first use), or None when the picture file is missing."""
@@ -260,15 +320,12 @@ class Library:
             session_id = SessionRepository(db).get_shared_session(token).id
         return self._view(session_id, None)  # the link is the permission: shown to anyone who has it
 
-    def shared_picture(self, token: str, picture_id: int) -> Path:
-        """The file of a picture of the shared session; NotFound for any other picture, or a wrong token."""
+    def shared_picture(self, token: str, number: int) -> Path:
+        """The file of the shared session's picture #`number`; NotFound for any other, or for a wrong token."""
         with self._db.session() as db:
             repo = SessionRepository(db)
             session_id = repo.get_shared_session(token).id
-            picture = repo.get_picture(picture_id)
-            if picture.session_id != session_id:
-                raise NotFound("That picture does not exist.")
-            file_name = picture.file_name
+            file_name = repo.get_picture_by_number(session_id, number).file_name
         return self._files.path(file_name)
 
     def owns_picture_file(self, base_name: str, writer: Writer) -> bool:

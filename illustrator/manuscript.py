@@ -14,7 +14,7 @@ from pathlib import Path
 
 from illustrator.credits import GENERAL_OUTPUT, credit_line
 from illustrator.errors import InvalidInput, StorageError
-from illustrator.export import slug
+from illustrator.labels import picture_label, slug
 from illustrator.refining.sheet import summary_lines
 from illustrator.service import PictureView, SessionView
 from illustrator.story import Beat
@@ -36,6 +36,7 @@ class Illustration:
     credit: str
     artists: tuple[str, ...]
     sheet: tuple[str, ...] = ()  # its story sheet in a few plain lines (refining.sheet.summary_lines), for the credits
+    label: str = ""  # "#3": how the writer knows the picture (illustrator.labels)
 
     @property
     def file_name(self) -> str:
@@ -84,6 +85,7 @@ def _illustration(picture: PictureView) -> Illustration:
         credit_line(picture.artists),
         picture.artists,
         tuple(summary_lines(picture.sheet)),
+        picture_label(picture),
     )
 
 
@@ -139,7 +141,7 @@ def _credits(sections: Sequence[Section]) -> list[str]:
     artists: list[str] = []
     for number, illustration in enumerate(illustrations, start=1):
         sheet = f" Story sheet: {' · '.join(illustration.sheet)}." if illustration.sheet else ""
-        lines.append(f"Illustration {number} (picture #{illustration.picture_id}): {illustration.credit}.{sheet}")
+        lines.append(f"Illustration {number} (picture {illustration.label}): {illustration.credit}.{sheet}")
         artists += [name for name in illustration.artists if name not in artists]
     if artists:
         lines.insert(0, f"Illustrations in the style of named artists: {', '.join(artists)}.")

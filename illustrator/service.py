@@ -16,6 +16,7 @@ from illustrator.credits import artists_in, credit_line
 from illustrator.errors import GenerationCancelled, InvalidInput, NotFound, StorageError
 from illustrator.images import PictureSource, load_picture
 from illustrator.inputs import check_message, check_options
+from illustrator.labels import picture_label
 from illustrator.overrides import honest_reply
 from illustrator.plan import Action, ChatMessage, Plan, RefinerState
 from illustrator.refining.changes import Op
@@ -25,7 +26,7 @@ from illustrator.writers import LOCAL_WRITER, Writer
 from storage.db import Database
 from storage.files import PictureFiles, SavedFile
 from storage.pngmeta import with_artists
-from storage.repository import SessionRepository, title_from_message
+from storage.repository import SessionRepository, next_picture_number, title_from_message
 from storage.tables import Message, Picture
 
 if TYPE_CHECKING:
@@ -85,6 +86,10 @@ class PictureView:
     created_at: datetime
     artists: tuple[str, ...] = ()  # the artists its style is credited to; none: a general model output
     sheet: dict[str, Any] | None = None  # the story sheet it was drawn from (None: drawn before sheets existed)
+    number: int = 0  # #1, #2, ... within its session (illustrator.labels names it); the id stays internal
+    parent_number: int | None = None  # the number of the picture it was drawn from
+    own_start: bool = False  # drawn from the writer's own uploaded picture
+    starred: bool = False  # a favourite
 
 
 @dataclass(frozen=True)
@@ -129,6 +134,15 @@ class TurnResult:
     reply: MessageView
     candidates: tuple[PictureView, ...] = ()  # every picture of the turn when several were drawn (picture first)
     drew: bool = True  # False: the turn only changed the story sheet (a lock said in chat); `picture` is as it was
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a turn's pictures were drawn from: a picture of the session (its id and number), or the writer's own."""
+
+    parent_id: int | None
+    parent_number: int | None
+    own_start: bool
 
 
 @dataclass(frozen=True)
@@ -223,7 +237,8 @@ class TurnService:
 
         # 5. save the picture files, then the rows that point at them (with what the optional picture check saw)
         report(0.95, "Saving…")
-        result = self._save_turn(session_id, self._checked(plan, drawn, state), drawn, base)
+        own_start = start is not None and plan.action is Action.EDIT  # drawn from the writer's own picture
+        result = self._save_turn(session_id, self._checked(plan, drawn, state), drawn, base, own_start=own_start)
 
         # 6. while the writer reads and types, the refiner prefills the conversation so far for the next turn
         self._prepare_next_turn([*conversation, ChatMessage("assistant", result.reply.content)], result.picture)
@@ -387,28 +402,33 @@ class TurnService:
         try:
             return self._files.open_image(base.file_name)
         except (NotFound, StorageError) as e:
-            logger.error("Picture #%d (%s) cannot be read: %s", base.id, base.file_name, e)
+            logger.error("Picture id %d (%s) cannot be read: %s", base.id, base.file_name, e)
             raise StorageError(
-                f"Picture #{base.id}, the one to edit, is damaged or missing on disk; "
+                f"Picture {picture_label(base)}, the one to edit, is damaged or missing on disk; "
                 "choose “New picture” under the controls to go on."
             ) from e
 
     def _save_turn(
-        self, session_id: str, plan: Plan, drawn: list[GeneratedPicture], base: PictureView | None
+        self, session_id: str, plan: Plan, drawn: list[GeneratedPicture], base: PictureView | None, *, own_start: bool
     ) -> TurnResult:
         """Save the turn's pictures (files first), then their rows and one reply showing the first of them."""
-        parent_id = base.id if base and plan.action is not Action.NEW else None
-        with self._db.session() as db:
+        # drawn from the writer's own picture: it has no parent here ("from your picture")
+        parent_id = base.id if base and plan.action is not Action.NEW and not own_start else None
+        parent_number = base.number if base is not None and parent_id is not None else None
+        with self._db.transaction() as db:  # the numbers are taken before the files are written, so the files name them
             turn = max((m.turn for m in SessionRepository(db).list_messages(session_id)), default=0)
+            numbers = [next_picture_number(db, session_id) for _ in drawn]
         artists = artists_in(drawn[0].params.prompt)  # credited apart from the prompt: what it was drawn after
+        source = Source(parent_id, parent_number, own_start)
         saved: list[SavedFile] = []
         try:
-            saved += [self._save_file(session_id, turn, parent_id, plan, picture) for picture in drawn]
+            for picture, number in zip(drawn, numbers, strict=True):
+                saved.append(self._save_file(session_id, turn, source, number, plan, picture))
             with self._db.transaction() as db:
                 repo = SessionRepository(db)
                 rows = [
-                    self._add_row(repo, session_id, turn, parent_id, plan, d, f)
-                    for d, f in zip(drawn, saved, strict=True)
+                    self._add_row(repo, session_id, turn, source, number, plan, d, f)
+                    for d, f, number in zip(drawn, saved, numbers, strict=True)
                 ]
                 reply_text = f"{plan.reply} ({credit_line(artists)}.)" if artists else plan.reply
                 if len(rows) > 1:
@@ -425,10 +445,11 @@ class TurnService:
         return TurnResult(session_id, plan, views[0], reply_view, tuple(views) if len(views) > 1 else ())
 
     def _save_file(
-        self, session_id: str, turn: int, parent_id: int | None, plan: Plan, drawn: GeneratedPicture
+        self, session_id: str, turn: int, source: Source, number: int, plan: Plan, drawn: GeneratedPicture
     ) -> SavedFile:
         artists = artists_in(drawn.params.prompt)
-        metadata = {"session_id": session_id, "turn": turn, "parent_id": parent_id, "plan": plan.to_dict()}
+        metadata = {"session_id": session_id, "turn": turn, "parent_id": source.parent_id, "plan": plan.to_dict()}
+        metadata.update(number=number, parent_number=source.parent_number, own_start=source.own_start)
         metadata.update(artists=artists, credit=credit_line(artists))
         # The file is complete on disk (temp file, fsync, rename) before any row points at it.
         text = with_artists(drawn.parameters_text(), artists)
@@ -439,7 +460,8 @@ class TurnService:
         repo: SessionRepository,
         session_id: str,
         turn: int,
-        parent_id: int | None,
+        source: Source,
+        number: int,
         plan: Plan,
         drawn: GeneratedPicture,
         saved: SavedFile,
@@ -461,8 +483,10 @@ class TurnService:
             model=drawn.model_name,
             prompt=params.prompt,
             negative_prompt=params.negative_prompt,
-            parent_id=parent_id,
+            parent_id=source.parent_id,
             sheet_json=json.dumps(plan.sheet) if plan.sheet is not None else None,
+            own_start=source.own_start,
+            number=number,
         )
         picture.artists = artists_in(params.prompt) or None
         return picture
@@ -515,4 +539,8 @@ def picture_view(picture: Picture, pictures_root: Path) -> PictureView:
         created_at=picture.created_at,
         artists=tuple(picture.artists or ()),
         sheet=json.loads(picture.sheet_json) if picture.sheet_json else None,
+        number=picture.number,
+        parent_number=picture.parent.number if picture.parent is not None else None,
+        own_start=picture.own_start,
+        starred=picture.starred,
     )

@@ -198,11 +198,16 @@ class StoryService:
         report(len(drawn), len(todo), "Stopped." if stopped else f"Drew {len(drawn)} of {len(todo)} beats.")
         return DrawReport(StoryView(session_id, story.passage, beats), drawn, failed, stopped)
 
-    def export(self, session_id: str, fmt: str, folder: Path, *, writer: Writer = LOCAL_WRITER) -> Path:
-        """Write the session's illustrated manuscript (its story, or else its turns) in `fmt` into `folder`."""
+    def export(
+        self, session_id: str, fmt: str, folder: Path, *, starred: bool = False, writer: Writer = LOCAL_WRITER
+    ) -> Path:
+        """Write the session's illustrated manuscript (its story, or else its turns) in `fmt` into `folder`;
+        `starred`: with only the starred pictures."""
+        from illustrator.export import only_starred
         from illustrator.manuscript import build_manuscript, export_manuscript
 
         view = self._library.open_session(session_id, writer=writer)
+        view = only_starred(view) if starred else view
         story = self.load(session_id, writer=writer)
         manuscript = build_manuscript(view, story.passage, story.beats) if story else build_manuscript(view)
         return export_manuscript(manuscript, folder, fmt)

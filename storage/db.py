@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -117,6 +117,17 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def _foreign_keys(conn: Connection, *, on: bool) -> None:
+    """Turn SQLite's foreign keys on or off for this connection (outside a transaction: inside, SQLite ignores it)."""
+    if conn.dialect.name != "sqlite":
+        return
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+    finally:
+        cursor.close()
+
+
 def create_db(url: str, *, echo: bool = False) -> Database:
     """Open the database at `url` (creating the SQLite file's folder) and upgrade its schema to the newest."""
     try:
@@ -136,8 +147,13 @@ def create_db(url: str, *, echo: bool = False) -> Database:
     if is_sqlite:
         _configure_sqlite(engine)
     try:
-        with engine.connect().execution_options(**{_BEGIN_IMMEDIATE: True}) as conn, conn.begin():
-            applied = migrations.upgrade(conn)
+        with engine.connect().execution_options(**{_BEGIN_IMMEDIATE: True}) as conn:
+            _foreign_keys(conn, on=False)  # a step may rebuild a table (SQLite's way to change one): see migrations
+            try:
+                with conn.begin():
+                    applied = migrations.upgrade(conn)
+            finally:
+                _foreign_keys(conn, on=True)
     except DatabaseError as e:
         engine.dispose()
         raise storage_error(e) from e

@@ -117,6 +117,74 @@ def _v4_session_owners(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX ix_sessions_owner_updated_at ON sessions (owner, updated_at)")
 
 
+def _v5_picture_numbers(conn: Connection) -> None:
+    """Number each session's pictures #1, #2, ... in the order they were made, from a per-session counter that never
+    goes back; add favourites (`starred`) and `own_start`; on SQLite, picture ids are never given again
+    (AUTOINCREMENT: a plain INTEGER PRIMARY KEY gives the highest id again after the newest row is deleted)."""
+    conn.exec_driver_sql("ALTER TABLE sessions ADD COLUMN last_picture_number INTEGER NOT NULL DEFAULT 0")
+    if conn.dialect.name == "sqlite":
+        _rebuild_sqlite_pictures(conn)
+    else:  # PostgreSQL: SERIAL ids come from a sequence, which never goes back
+        conn.exec_driver_sql("ALTER TABLE pictures ADD COLUMN number INTEGER")
+        conn.exec_driver_sql("ALTER TABLE pictures ADD COLUMN starred BOOLEAN NOT NULL DEFAULT false")
+        conn.exec_driver_sql("ALTER TABLE pictures ADD COLUMN own_start BOOLEAN NOT NULL DEFAULT false")
+        conn.exec_driver_sql(
+            f"UPDATE pictures SET number = n.number FROM ({_NUMBERED}) AS n WHERE pictures.id = n.id"  # noqa: S608
+        )
+        conn.exec_driver_sql("ALTER TABLE pictures ALTER COLUMN number SET NOT NULL")
+    conn.exec_driver_sql("CREATE UNIQUE INDEX ix_pictures_session_number ON pictures (session_id, number)")
+    conn.exec_driver_sql(
+        "UPDATE sessions SET last_picture_number ="
+        " COALESCE((SELECT MAX(number) FROM pictures WHERE pictures.session_id = sessions.id), 0)"
+    )
+
+
+# each picture's number: its place in its session, in the order the pictures were made
+_NUMBERED = "SELECT id, row_number() OVER (PARTITION BY session_id ORDER BY id) AS number FROM pictures"
+
+
+def _rebuild_sqlite_pictures(conn: Connection) -> None:
+    """SQLite's way to change a table (sqlite.org/lang_altertable.html): make the new one, copy, drop, rename.
+
+    Built from the table as it is, so columns that other steps added (whichever ran first) are kept. create_db runs
+    the steps with foreign keys off, so that dropping the old table deletes nothing that points at it.
+    """
+    broken_before = len(conn.exec_driver_sql("PRAGMA foreign_key_check").all())
+    columns = conn.exec_driver_sql("PRAGMA table_info(pictures)").all()  # cid, name, type, notnull, default, pk
+    keys = conn.exec_driver_sql("PRAGMA foreign_key_list(pictures)").all()  # id, seq, table, from, to, upd, del, ...
+    indexes = conn.exec_driver_sql(
+        "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'pictures' AND sql IS NOT NULL"
+    ).scalars()
+    index_sql = list(indexes)
+    definitions = []
+    for _, name, kind, not_null, default, primary in columns:
+        if primary:
+            definitions.append(f'"{name}" INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT')
+            continue
+        definition = f'"{name}" {kind}' + (" NOT NULL" if not_null else "")
+        definitions.append(definition + (f" DEFAULT {default}" if default is not None else ""))
+    definitions += [
+        "number INTEGER NOT NULL",
+        "starred BOOLEAN NOT NULL DEFAULT 0",
+        "own_start BOOLEAN NOT NULL DEFAULT 0",
+    ]
+    for key in keys:
+        definitions.append(f'FOREIGN KEY("{key[3]}") REFERENCES "{key[2]}" ("{key[4]}") ON DELETE {key[6]}')
+    names = ", ".join(f'"{column[1]}"' for column in columns)
+    conn.exec_driver_sql("CREATE TABLE pictures_v5 (\n\t" + ",\n\t".join(definitions) + "\n)")
+    conn.exec_driver_sql(
+        f"INSERT INTO pictures_v5 ({names}, number) SELECT {names},"  # noqa: S608 - our own column names
+        " row_number() OVER (PARTITION BY session_id ORDER BY id) FROM pictures"
+    )
+    conn.exec_driver_sql("DROP TABLE pictures")
+    conn.exec_driver_sql("ALTER TABLE pictures_v5 RENAME TO pictures")
+    for sql in index_sql:
+        conn.exec_driver_sql(sql)
+    broken = len(conn.exec_driver_sql("PRAGMA foreign_key_check").all())
+    if broken > broken_before:  # only what the rebuild broke: an older dangling reference is no reason to stop
+        raise StorageError(f"Upgrading the pictures table would break {broken - broken_before} reference(s).")
+
+
 def _v6_story_mode(conn: Connection) -> None:
     """Add each picture's credited artists, and the story (passage and beats) of a session in story mode."""
     conn.exec_driver_sql("ALTER TABLE pictures ADD COLUMN artists JSON")
@@ -146,6 +214,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "share tokens for sessions", _v2_share_tokens),
     Migration(3, "story sheet of each picture", _v3_picture_sheets),
     Migration(4, "an owner for every session", _v4_session_owners),
+    Migration(5, "per-session picture numbers, favourites, ids never given again", _v5_picture_numbers),
     Migration(6, "artists credited on pictures; stories and their beats", _v6_story_mode),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.exc import DatabaseError
 from sqlalchemy.orm import Session
 
@@ -86,6 +86,25 @@ def _owned(stmt: Select[T], owner: str | None) -> Select[T]:
     if owner is None:
         return stmt
     return stmt.where(Picture.session_id.in_(select(ChatSession.id).where(ChatSession.owner == owner)))
+
+
+def next_picture_number(db: Session, session_id: str) -> int:
+    """Take the session's next picture number (#1, #2, ...): one atomic UPDATE, so two writers never get the same one,
+    and a number stays taken after its picture is deleted."""
+    stmt = (
+        update(ChatSession)
+        .where(ChatSession.id == session_id)
+        .values(last_picture_number=ChatSession.last_picture_number + 1)
+        .returning(ChatSession.last_picture_number)
+        .execution_options(synchronize_session=False)
+    )
+    number = db.execute(stmt).scalar_one_or_none()
+    if number is None:
+        raise NotFound("That session does not exist.")
+    chat_session = db.get(ChatSession, session_id)
+    if chat_session is not None:
+        db.expire(chat_session, ["last_picture_number"])
+    return int(number)
 
 
 class SessionRepository:
@@ -259,13 +278,19 @@ class SessionRepository:
         parent_id: int | None = None,
         turn: int | None = None,
         sheet_json: str | None = None,
+        own_start: bool = False,
+        number: int | None = None,
     ) -> Picture:
-        """Record a picture saved on disk; `turn` defaults to the session's current turn."""
+        """Record a picture saved on disk with the session's next number (or `number`, taken earlier with
+        next_picture_number); `turn` defaults to the session's current turn; `own_start`: drawn from the writer's own
+        uploaded picture (then it has no parent)."""
         chat_session = self.get_session(session_id, for_update=True)
         if parent_id is not None:
             self.get_picture(parent_id)
         picture = Picture(
             session_id=session_id,
+            number=next_picture_number(self.db, session_id) if number is None else number,
+            own_start=own_start,
             turn=max(self._current_turn(session_id), 1) if turn is None else turn,
             file_name=file_name,
             width=width,
@@ -299,17 +324,46 @@ class SessionRepository:
         return picture
 
     @_database_errors
+    def get_picture_by_number(self, session_id: str, number: int, owner: str | None = None) -> Picture:
+        """The picture numbered `number` in the session (of this owner, unless `owner` is None), or NotFound."""
+        self.get_session(session_id, owner)
+        stmt = select(Picture).where(Picture.session_id == session_id, Picture.number == number)
+        picture = self.db.scalars(stmt).first() if isinstance(number, int) else None
+        if picture is None:
+            raise NotFound("That picture does not exist.")
+        return picture
+
+    @_database_errors
+    def set_starred(self, picture_id: int, starred: bool, owner: str | None = None) -> Picture:
+        """Star a picture (a favourite) or take its star away."""
+        picture = self.get_picture(picture_id, owner)
+        picture.starred = bool(starred)
+        self.db.flush()
+        return picture
+
+    @_database_errors
     def list_pictures(
-        self, session_id: str | None = None, limit: int | None = 100, offset: int = 0, owner: str | None = None
+        self,
+        session_id: str | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+        owner: str | None = None,
+        *,
+        newest_first: bool | None = None,
+        starred: bool = False,
     ) -> list[Picture]:
         """A session's pictures in the order they were drawn, or with no session all pictures (of `owner`), newest
-        first."""
+        first (`newest_first` chooses either way); `starred` keeps only the starred ones."""
         _check_page(limit, offset)
         if session_id is None:
-            stmt = _owned(select(Picture), owner).order_by(Picture.id.desc())
+            stmt = _owned(select(Picture), owner)
         else:
             self.get_session(session_id, owner)
-            stmt = select(Picture).where(Picture.session_id == session_id).order_by(Picture.id)
+            stmt = select(Picture).where(Picture.session_id == session_id)
+        if starred:
+            stmt = stmt.where(Picture.starred.is_(True))
+        newest = session_id is None if newest_first is None else newest_first
+        stmt = stmt.order_by(Picture.id.desc() if newest else Picture.id)
         return list(self.db.scalars(stmt.limit(limit).offset(offset)))
 
     @_database_errors
@@ -329,9 +383,11 @@ class SessionRepository:
         return None if picture_id is None else self.db.get(Picture, picture_id)
 
     @_database_errors
-    def count_pictures(self, session_id: str | None = None, owner: str | None = None) -> int:
-        """How many pictures a session has, or all sessions (of `owner`) together."""
+    def count_pictures(self, session_id: str | None = None, owner: str | None = None, *, starred: bool = False) -> int:
+        """How many pictures a session has, or all sessions (of `owner`) together (`starred`: only starred ones)."""
         stmt = _owned(select(func.count(Picture.id)), owner)
+        if starred:
+            stmt = stmt.where(Picture.starred.is_(True))
         if session_id is not None:
             self.get_session(session_id, owner)
             stmt = stmt.where(Picture.session_id == session_id)

@@ -23,6 +23,7 @@ from illustrator.errors import IllustratorError, InvalidInput
 from storage.db import Database
 from storage.files import PictureFiles
 from storage.pngmeta import parse_parameters_text, read_png_metadata
+from storage.repository import next_picture_number
 from storage.tables import TITLE_MAX_CHARS, ChatSession, Message, Picture
 
 logger = logging.getLogger(__name__)
@@ -124,6 +125,7 @@ def _add_rows(
     parent_id = ours.get("parent_id") if isinstance(ours.get("parent_id"), int) else None
     picture = Picture(
         session_id=session_id,
+        number=next_picture_number(session, session_id),
         turn=turn,
         file_name=file_name,
         width=size[0],

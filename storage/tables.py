@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Dialect,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -75,6 +77,8 @@ class ChatSession(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     share_token: Mapped[str | None] = mapped_column(String(64), unique=True, index=True, default=None)
     owner: Mapped[str] = mapped_column(String(OWNER_MAX_CHARS), default=LOCAL_OWNER, server_default=LOCAL_OWNER)
+    # the number of the session's latest picture: it only goes up, so a number is never given twice (migration 5)
+    last_picture_number: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     messages: Mapped[list[Message]] = relationship(
         back_populates="session", cascade="all, delete-orphan", passive_deletes=True, order_by="Message.id"
@@ -111,10 +115,15 @@ class Picture(Base):
     """One drawn picture: its file on disk and everything needed to draw it again."""
 
     __tablename__ = "pictures"
-    __table_args__ = (Index("ix_pictures_session_turn", "session_id", "turn"),)
+    __table_args__ = (
+        Index("ix_pictures_session_turn", "session_id", "turn"),
+        Index("ix_pictures_session_number", "session_id", "number", unique=True),  # a number once per session
+        {"sqlite_autoincrement": True},  # an id is never given again after a delete (migration 5)
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     session_id: Mapped[str] = mapped_column(String(32), ForeignKey("sessions.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)  # #1, #2, ... within its session: the only number a writer sees
     turn: Mapped[int] = mapped_column(Integer)
     file_name: Mapped[str] = mapped_column(String(255))  # relative to the pictures folder
     width: Mapped[int] = mapped_column(Integer)
@@ -133,8 +142,11 @@ class Picture(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     artists: Mapped[list[str] | None] = mapped_column(JSON, default=None)  # credited apart from the prompt; None: none
     sheet_json: Mapped[str | None] = mapped_column(Text, default=None)  # the story sheet it was drawn from
+    starred: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # a favourite
+    own_start: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # from the writer's upload
 
     session: Mapped[ChatSession] = relationship(back_populates="pictures")
+    parent: Mapped[Picture | None] = relationship(remote_side=[id], lazy="select")
 
 
 class Story(Base):

@@ -39,6 +39,7 @@ class SessionsArea:
     unshare: gr.Button
     link: gr.Textbox
     export: gr.Button
+    export_starred: gr.Checkbox  # the export takes only the starred pictures
     export_file: gr.File
     delete: gr.Button
     confirm: gr.Group
@@ -104,6 +105,8 @@ class GalleryArea:
     chosen_details: gr.Markdown
     download: gr.DownloadButton
     continue_from: gr.Button
+    starred_only: gr.Checkbox  # show only the starred pictures
+    star: gr.Button  # star the chosen picture, or take its star away
 
 
 @dataclass

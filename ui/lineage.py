@@ -11,6 +11,7 @@ from typing import Any
 import gradio as gr
 
 from illustrator.errors import InvalidInput
+from illustrator.labels import source_label
 from illustrator.refining.changes import diff_lines
 from illustrator.refining.sheet import Sheet
 from illustrator.service import PictureView
@@ -106,7 +107,7 @@ def compare_markdown(a: PictureView, b: PictureView) -> str:
     lines = [f"| | {first} | {second} |", "|---|---|---|"]
     for name, value in (
         ("action", lambda p: p.action + (f" {p.strength:.2f}" if p.strength is not None else "")),
-        ("from", lambda p: f"#{p.parent_id}" if p.parent_id else "—"),
+        ("from", lambda p: source_label(p) or "—"),
         ("seed", lambda p: str(p.seed)),
         ("steps", lambda p: str(p.steps)),
         ("size", lambda p: f"{p.width}x{p.height}"),

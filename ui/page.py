@@ -105,6 +105,7 @@ def _sessions_column() -> SessionsArea:
             buttons=["copy"],
         )
         export = gr.Button("Export as zip (storyboard + pictures)", size="sm", elem_id="export")
+        export_starred = gr.Checkbox(False, label="Only the starred pictures", elem_id="export-starred")
         export_file = gr.File(label="Export", visible=False, elem_id="export-file")
         delete = gr.Button("Delete session…", size="sm", variant="stop", elem_id="delete-session")
         with gr.Group(visible=False, elem_id="delete-confirm") as confirm:
@@ -124,6 +125,7 @@ def _sessions_column() -> SessionsArea:
         unshare,
         link,
         export,
+        export_starred,
         export_file,
         delete,
         confirm,
@@ -207,9 +209,11 @@ def _gallery_tab(tab: gr.Tab) -> GalleryArea:
                     [("This session", "session"), ("All sessions", "all")],
                     value="session",
                     show_label=False,
+                    info="Newest first",
                     elem_id="gallery-scope",
                     scale=3,
                 )
+                starred_only = gr.Checkbox(False, label="★ Starred only", elem_id="gallery-starred", scale=1)
                 newer = gr.Button("‹ Previous", size="sm", scale=1, min_width=80, elem_id="gallery-prev")
                 page_label = gr.Markdown(elem_id="gallery-page")
                 older = gr.Button("Next ›", size="sm", scale=1, min_width=80, elem_id="gallery-next")
@@ -235,6 +239,7 @@ def _gallery_tab(tab: gr.Tab) -> GalleryArea:
             chosen_details = gr.Markdown("Choose a picture to see its details.", elem_id="gallery-details")
             with gr.Row():
                 download = gr.DownloadButton("Download PNG", visible=False, elem_id="download-picture", size="sm")
+                star = gr.Button("☆ Star", visible=False, elem_id="star-picture", size="sm")
                 continue_from = gr.Button(
                     "Continue from this picture", variant="primary", visible=False, elem_id="continue-from", size="sm"
                 )
@@ -252,4 +257,6 @@ def _gallery_tab(tab: gr.Tab) -> GalleryArea:
         chosen_details,
         download,
         continue_from,
+        starred_only,
+        star,
     )

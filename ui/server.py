@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
+LOGIN_MESSAGE = "Illustrator: illustrate your stories by chatting. Log in to see your sessions."
 
 
 def _local_fonts_theme() -> gr.themes.Base:
@@ -75,17 +76,17 @@ def share_routes(library: Library) -> APIRouter:
         # Relative links (`<token>/pictures/…` from `/share/<token>`) keep working behind a proxy's path prefix.
         page = storyboard_html(
             view,
-            lambda picture: f"{quote(token, safe='')}/pictures/{picture.id}.png",
+            lambda picture: f"{quote(token, safe='')}/pictures/{picture.number}.png",  # the writer's number, not the id
             note="Shared read-only from Illustrator.",
         )
         return HTMLResponse(page, headers=SHARE_HEADERS)
 
-    @router.get("/share/{token}/pictures/{picture_id}.png")
-    def shared_picture(token: str, picture_id: str) -> Response:
-        if not picture_id.isdigit() or len(picture_id) > 18:
+    @router.get("/share/{token}/pictures/{number}.png")
+    def shared_picture(token: str, number: str) -> Response:
+        if not number.isdigit() or len(number) > 9:
             return _not_found()
         try:
-            path = library.shared_picture(token, int(picture_id))
+            path = library.shared_picture(token, int(number))
             # someone else's copy: without our own JSON chunk (the internal session id and the plan)
             data = without_private_metadata(path.read_bytes())
         except (IllustratorError, OSError):
@@ -189,11 +190,13 @@ def build_web_app(app: Illustrator, demo: gr.Blocks) -> FastAPI:
         server_name=settings.host,
         server_port=settings.port,
         auth=login_for(settings),
+        auth_message=LOGIN_MESSAGE,  # the login page names the app
         allowed_paths=[str(folder.resolve()) for folder in _served_folders(settings)],
         blocked_paths=blocked_paths(settings),  # never served, whatever is allowed: the database, the models
         max_file_size=settings.max_upload_bytes,  # refused while the upload streams in
         show_error=False,
         css_paths=[ASSETS / "style.css"],
+        head_paths=[ASSETS / "local-times.html"],  # times in the writer's own time zone (ui.views.local_time)
         theme=_local_fonts_theme(),  # the default theme fetches its fonts from outside; a writer's page fetches nothing
         footer_links=["api"],
     )

@@ -166,12 +166,12 @@ def _wire_panel(app: Illustrator, page: Page) -> None:
     follow_turn(app, page, deleted)
     _wire_sharing(app, page)
 
-    def export_zip(sid: str | None, request: gr.Request) -> Updates:
+    def export_zip(sid: str | None, starred: bool | None = False, request: gr.Request | None = None) -> Updates:
         with writer_errors():
-            path = app.library.export(_open(sid), writer=writer_of(app, request))
+            path = app.library.export(_open(sid), starred=bool(starred), writer=writer_of(app, request))
         return {area.export_file: gr.File(value=str(path), visible=True)}
 
-    area.export.click(export_zip, [page.session_id], [area.export_file], api_name="export_session")
+    area.export.click(export_zip, [page.session_id, area.export_starred], [area.export_file], api_name="export_session")
 
 
 def _wire_sharing(app: Illustrator, page: Page) -> None:

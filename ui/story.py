@@ -15,6 +15,7 @@ import gradio as gr
 
 from illustrator.credits import credit_line
 from illustrator.errors import IllustratorError, InvalidInput
+from illustrator.labels import picture_label
 from illustrator.stories import DrawReport, StoryView
 from illustrator.story import (
     MAX_PASSAGE_CHARS,
@@ -120,8 +121,8 @@ def build_story_tab() -> StoryArea:
     )  # fmt: skip
 
 
-def beats_html(beats: list[Beat]) -> str:
-    """The beats as an escaped table: number, text, prompt, continues, picture."""
+def beats_html(beats: list[Beat], labels: dict[int, str] | None = None) -> str:
+    """The beats as an escaped table: number, text, prompt, continues, picture (named by `labels`, by id: "#3")."""
     if not beats:
         return '<p class="story-empty">Paste a passage and split it into beats.</p>'
     e = html.escape
@@ -129,7 +130,8 @@ def beats_html(beats: list[Beat]) -> str:
     for i, beat in enumerate(beats, start=1):
         text = " ".join(beat.text.split())
         excerpt = text if len(text) <= 90 else text[:89] + "…"
-        picture = f"#{beat.picture_id}" if beat.picture_id else ("failed" if beat.status == "failed" else "")
+        label = (labels or {}).get(beat.picture_id, "") if beat.picture_id else ""
+        picture = label if beat.picture_id else ("failed" if beat.status == "failed" else "")
         if beat.picture_id and len(beat.drawn) > 1:
             picture += f" ({len(beat.drawn)} drawn)"
         cells = [str(i), excerpt, beat.prompt, "yes" if beat.continue_previous else "", picture]
@@ -144,13 +146,14 @@ def wire_story(app: Illustrator, page: Page, area: StoryArea) -> None:
 
     def shown(story: StoryView | None, writer: Writer, note: str = "") -> Updates:
         beats = story.beats if story else []
-        pictures = []
+        pictures, labels = [], {}
         for i, beat in enumerate(beats, start=1):
             if beat.picture_id is not None:
                 with writer_errors():
                     picture = app.library.get_picture(beat.picture_id, writer=writer)
                 pictures.append((str(picture.path), f"Beat {i} · {credit_line(picture.artists)}"))
-        return {area.beats: beats_html(beats), area.pictures: pictures, area.status: note}
+                labels[picture.id] = picture_label(picture)
+        return {area.beats: beats_html(beats, labels), area.pictures: pictures, area.status: note}
 
     def beat_shown(story: StoryView | None, index: int, writer: Writer) -> Updates:
         """The pictures the beat may show in the manuscript (the chosen one selected) and those drawn for it."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -31,7 +32,10 @@ def add_story_commands(commands: Any, add_options: Callable[[argparse.ArgumentPa
     export = commands.add_parser("export", help="export a session as an illustrated manuscript")
     add_options(export)
     export.add_argument("session", help="the session's id (or the first 6+ characters of it)")
-    export.add_argument("--format", choices=FORMATS, default="epub")
+    export.add_argument(
+        "--format", choices=(*FORMATS, "storyboard"), default="epub", help="storyboard: the zip of the session panel"
+    )
+    export.add_argument("--starred", action="store_true", help="only the starred pictures (the writer's favourites)")
     export.add_argument("-o", "--output", type=Path, default=Path("."), help="the folder to write into")
 
 
@@ -60,7 +64,13 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
     from illustrator.wiring import wire
 
     app = wire(settings, start_models=False)  # no model loads
-    path = app.stories.export(_find_session(app.library, args.session), args.format, args.output)
+    session_id = _find_session(app.library, args.session)
+    if args.format == "storyboard":
+        made = app.library.export(session_id, starred=args.starred)
+        args.output.mkdir(parents=True, exist_ok=True)
+        path = Path(shutil.copy(made, args.output / made.name))
+    else:
+        path = app.stories.export(session_id, args.format, args.output, starred=args.starred)
     print(f"Wrote {path}")
     return 0
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import html
+from datetime import datetime, timezone
 from typing import Any
 
 import gradio as gr
 
 from illustrator.credits import credit_line
+from illustrator.labels import drawn_from
+from illustrator.labels import picture_label as picture_label  # the one label (ui.lineage, ui.candidates)
 from illustrator.service import MessageView, PictureView, SessionView
 from illustrator.wiring import Illustrator
 from illustrator.writers import LOCAL_WRITER, Writer
@@ -19,17 +22,28 @@ def as_text(text: str) -> str:
     return html.escape(text, quote=False)
 
 
-def picture_label(picture: PictureView) -> str:
-    """How a picture is named to the writer ("#3")."""
-    return f"#{picture.id}"
+def local_time(moment: datetime, style: str = "long") -> str:
+    """A time shown in the writer's own time zone: `<time>` with the UTC instant, which the page's script
+    (assets/local-times.html) writes out in the browser's zone; until then (or without scripts) it reads as UTC."""
+    utc = moment.astimezone(timezone.utc)
+    fallback = f"{utc:%b %d, %Y %H:%M} UTC" if style == "long" else f"{utc:%b %d, %H:%M} UTC"
+    return f'<time datetime="{utc:%Y-%m-%dT%H:%M:%SZ}" data-style="{style}">{fallback}</time>'
+
+
+def local_time_text(moment: datetime) -> str:
+    """A time where no markup is allowed (the session list shows its cells as text): "2026-12-02T17:16Z", which the
+    page's script writes out in the browser's time zone."""
+    return f"{moment.astimezone(timezone.utc):%Y-%m-%dT%H:%MZ}"
 
 
 def picture_caption(picture: PictureView) -> str:
     """The details shown under a picture."""
     strength = f" · strength {picture.strength:.2f}" if picture.strength is not None else ""
-    parent = f" · from picture #{picture.parent_id}" if picture.parent_id else ""
+    source = drawn_from(picture)
+    parent = f" · {source}" if source else ""
+    star = " ★ starred" if picture.starred else ""
     return (
-        f"**Picture #{picture.id}** · {picture.action}{strength} · seed {picture.seed} · "
+        f"**Picture {picture_label(picture)}**{star} · {picture.action}{strength} · seed {picture.seed} · "
         f"{picture.steps} step{'s' if picture.steps != 1 else ''} · "
         f"{picture.width}x{picture.height} · {picture.model}{parent}\n\n**Prompt:** {as_text(picture.prompt)}"
         + (f"\n\n**Negative:** {as_text(picture.negative_prompt)}" if picture.negative_prompt else "")
@@ -37,9 +51,10 @@ def picture_caption(picture: PictureView) -> str:
     )
 
 
-def gallery_details(picture: PictureView) -> str:
-    """The details of a picture chosen in the gallery."""
-    return picture_caption(picture) + f"\n\n*Turn {picture.turn} · drawn {picture.created_at:%b %d, %Y %H:%M} UTC*"
+def gallery_details(picture: PictureView, session_title: str | None = None) -> str:
+    """The details of a picture chosen in the gallery (with its session's title, when given)."""
+    where = f"**{as_text(session_title)}** · " if session_title else ""
+    return picture_caption(picture) + f"\n\n*{where}Turn {picture.turn} · drawn {local_time(picture.created_at)}*"
 
 
 def chat_messages(view: SessionView) -> list[dict[str, Any]]:
@@ -60,14 +75,15 @@ def _chat_message(message: MessageView) -> list[dict[str, Any]]:
         return [
             {
                 "role": "assistant",
-                "content": f"{as_text(message.content)}\n\n*(picture #{picture.id} is missing on disk)*",
+                "content": f"{as_text(message.content)}\n\n*(picture {picture_label(picture)} is missing on disk)*",
             }
         ]
     refiner = (message.plan or {}).get("source", "")
     by = " (refined by the built-in rules)" if refiner == "fallback" else ""
-    parent = f", from picture #{picture.parent_id}" if picture.parent_id else ""
+    source = drawn_from(picture)
+    parent = f", {source}" if source else ""
     text = (
-        f"{as_text(message.content)}\n\n*Picture #{picture.id} · {picture.action}{by}{parent}* — "
+        f"{as_text(message.content)}\n\n*Picture {picture_label(picture)} · {picture.action}{by}{parent}* — "
         f"**prompt:** {as_text(picture.prompt)}"
     )
     return [
@@ -82,7 +98,7 @@ def session_samples(
     """The session list as Dataset rows (thumbnail, title and date), most recent first, and the ids of its rows."""
     summaries = app.library.list_sessions(query, writer=writer)
     rows = [
-        [str(s.thumbnail) if s.thumbnail else None, f"**{as_text(s.title)}**  \n{s.updated_at:%b %d, %H:%M}"]
+        [str(s.thumbnail) if s.thumbnail else None, f"**{as_text(s.title)}**  \n{local_time_text(s.updated_at)}"]
         for s in summaries
     ]
     return rows, [s.id for s in summaries]

@@ -88,7 +88,7 @@ def test_branch_from_an_earlier_picture_in_the_gallery(serve: ServeFn, browser, 
 
     page.get_by_role("tab", name="Gallery").click()
     page.wait_for_function("document.querySelectorAll('#gallery img').length == 2", timeout=30_000)
-    page.locator("#gallery img").first.click()
+    page.locator("#gallery img").last.click()  # newest first: #1 is the last
     page.wait_for_function(
         "document.querySelector('#gallery-details')?.innerText.includes('Picture #1')", timeout=30_000
     )

@@ -18,7 +18,7 @@ def pic(
         id=id, session_id="s" * 32, file_name=f"{id}.png", path=Path(f"/nowhere/{id}.png"), turn=id, prompt=prompt,
         negative_prompt="", action=action if parent else "new", strength=0.5 if parent else None, seed=id, steps=2,
         guidance_scale=0.0, width=64, height=64, model="tiny", parent_id=parent,
-        created_at=datetime(2026, 12, 2, tzinfo=timezone.utc), sheet=sheet,
+        created_at=datetime(2026, 12, 2, tzinfo=timezone.utc), sheet=sheet, number=id, parent_number=parent,
     )  # fmt: skip
 
 

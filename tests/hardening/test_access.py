@@ -150,8 +150,9 @@ def test_share_links_are_read_only_and_show_one_session_without_the_login(start_
     mine = send(client, "a lantern in the fog")[3]
     theirs = send(Client(url, auth=("ann", "s3cret-pass"), verbose=False), "a secret garden")[3]
     token = illustrator.library.share(mine, writer=Writer("ann"))  # the session is the login's
-    (my_picture,) = rows(data_dir, "SELECT id FROM pictures WHERE session_id = ?", mine)[0]
+    (my_picture,) = rows(data_dir, "SELECT number FROM pictures WHERE session_id = ?", mine)[0]
     (their_picture,) = rows(data_dir, "SELECT id FROM pictures WHERE session_id = ?", theirs)[0]
+    assert their_picture != my_picture  # the other session's picture's id: no number of this session
 
     page = httpx.get(f"{url}share/{token}", timeout=10)  # no login needed for the link
     assert page.status_code == 200 and "lantern" in page.text and "secret garden" not in page.text

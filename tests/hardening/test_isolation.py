@@ -84,7 +84,7 @@ def test_a_writer_cannot_fetch_another_writers_picture_files(start_app: Start, d
     _, _, _, ann_session, _ = send(ann, "a secret garden behind a wall")
     ann.predict("all", 1, api_name="/gallery_page")  # makes the thumbnail, and Gradio's cached copies
     ann.predict(api_name="/export_session")
-    ((file_name, picture_id),) = rows(data_dir, "SELECT file_name, id FROM pictures")
+    ((file_name, picture_number),) = rows(data_dir, "SELECT file_name, number FROM pictures")
     stem = Path(file_name).stem
     picture = (data_dir / "pictures" / file_name).resolve()
     thumbnail = next((data_dir / "thumbnails").rglob(f"{stem}.webp")).resolve()
@@ -109,7 +109,7 @@ def test_a_writer_cannot_fetch_another_writers_picture_files(start_app: Start, d
     link = value(ann.predict(api_name="/share_session"))
     page = httpx.get(link, timeout=10)
     assert page.status_code == 200 and "a secret garden behind a wall" in page.text
-    shared = httpx.get(f"{link}/pictures/{picture_id}.png", timeout=10)
+    shared = httpx.get(f"{link}/pictures/{picture_number}.png", timeout=10)
     assert shared.status_code == 200 and shared.content.startswith(b"\x89PNG")  # (its private metadata stripped)
 
 

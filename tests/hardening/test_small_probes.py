@@ -36,8 +36,8 @@ def test_the_smaller_probes(start_app: Start, data_dir: Path, tmp_path: Path, pr
 
     # Shared copies carry the parameters, never the internal session id or the plan.
     link = value(client.predict(api_name="/share_session"))
-    (picture_id,) = rows(data_dir, "SELECT id FROM pictures")[0]
-    shared = httpx.get(f"{link}/pictures/{picture_id}.png", timeout=10).content
+    (number,) = rows(data_dir, "SELECT number FROM pictures")[0]
+    shared = httpx.get(f"{link}/pictures/{number}.png", timeout=10).content
     assert read_png_metadata(io.BytesIO(shared))["illustrator"] is None
     assert session_id.encode() not in shared and b'"plan"' not in shared
     assert "lighthouse" in (read_png_metadata(io.BytesIO(shared))["parameters"] or "")

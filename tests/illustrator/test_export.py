@@ -5,7 +5,8 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from illustrator.export import export_session, slug, storyboard_html
+from illustrator.export import export_session, storyboard_html
+from illustrator.labels import slug
 from illustrator.plan import Action
 from illustrator.refiner import FallbackRefiner
 from illustrator.service import TurnOptions
@@ -30,7 +31,7 @@ def test_export_holds_the_storyboard_and_the_original_pictures_in_order(data_dir
     with zipfile.ZipFile(path) as archive:
         names = set(archive.namelist())
         root = "mermaid-s-cave-draft-1/"
-        pictures = [f"{root}pictures/picture-{p.id}.png" for p in (first.picture, second.picture)]
+        pictures = [f"{root}pictures/mermaid-s-cave-draft-1-0{n}.png" for n in (1, 2)]  # named as downloads are
         assert names == {f"{root}storyboard.html", f"{root}storyboard.md", *pictures}
         for name, picture in zip(pictures, (first.picture, second.picture), strict=True):
             data = archive.read(name)
@@ -45,15 +46,15 @@ def test_export_holds_the_storyboard_and_the_original_pictures_in_order(data_dir
     # In order: message, reply, picture, then the next turn; relative links; everything escaped.
     order = [
         html.index("a mermaid by a waterfall"),
-        html.index(f'src="pictures/picture-{first.picture.id}.png"'),
+        html.index('src="pictures/mermaid-s-cave-draft-1-01.png"'),
         html.index("make her hair red &lt;script&gt;"),
-        html.index(f'src="pictures/picture-{second.picture.id}.png"'),
+        html.index('src="pictures/mermaid-s-cave-draft-1-02.png"'),
     ]
     assert order == sorted(order)
     assert "<script>" not in html and "<b>bold" not in html and "&lt;b&gt;bold" in html
-    assert f"from picture #{first.picture.id}" in html
+    assert "Picture #2 · edit, from picture #1" in html
     assert "Mermaid&#x27;s cave / draft 1" in html
-    assert f"](pictures/picture-{second.picture.id}.png)" in markdown
+    assert "![Picture #2](pictures/mermaid-s-cave-draft-1-02.png)" in markdown
     assert markdown.index("a mermaid by a waterfall") < markdown.index("make her hair red")
     assert "\\<script\\>" in markdown  # shown as text by Markdown viewers, never run
 
