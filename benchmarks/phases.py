@@ -515,7 +515,9 @@ def measure_parts(context: OursContext, image_folder: Path, options: Options) ->
     drawn = _drawn_picture(context)
     plan = result.plan
     parts["save"] = timed(
-        lambda: context.service._save_turn(context.session_id, plan, drawn, None), repeats=repeats, warmup=warmup
+        lambda: context.service._save_turn(context.session_id, plan, [drawn], None, own_start=False),
+        repeats=repeats,
+        warmup=warmup,
     ).to_dict()
     release_memory()
     return parts

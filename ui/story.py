@@ -186,7 +186,7 @@ def wire_story(app: Illustrator, page: Page, area: StoryArea) -> None:
         [area.passage, page.session_id],
         outputs,
         api_name="story_propose",
-        concurrency_limit=1,
+        concurrency_limit=app.settings.turn_concurrency,  # one queue with the turns: the same limit
         concurrency_id="gpu",  # the refiner's LLM may read the passage
     )
     follow_turn(app, page, proposed)

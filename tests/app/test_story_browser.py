@@ -83,6 +83,16 @@ def _beat(page, number: int) -> None:
     box = page.locator("#story-beat-number input")
     box.fill(str(number))
     box.press("Enter")
+    # the beat is chosen once its prompt shows in the box (a click before that would act on the beat chosen before)
+    page.wait_for_function(
+        """n => {
+            const cell = document.querySelector(`#story-beats tbody tr[data-beat="${n}"] td:nth-child(3)`);
+            const box = document.querySelector('#story-beat-prompt textarea');
+            return cell && box && box.value.trim() === cell.innerText.trim();
+        }""",
+        arg=number,
+        timeout=30_000,
+    )
 
 
 def _click_and_wait_for_rows(page, button: str, changed) -> list[str]:
@@ -145,6 +155,13 @@ def test_a_chapter_is_reviewed_drawn_stopped_redrawn_chosen_and_exported(
     # a stopped (or not yet drawn) beat is redrawn alone
     _beat(page, left + 1)
     page.locator("#story-redraw").click()
+    # (the summary after Stop may already say "Drew 1 beat.": wait for the beat's own row)
+    page.wait_for_function(
+        'n => document.querySelector(`#story-beats tbody tr[data-beat="${n}"] td:last-child`)'
+        "?.innerText.includes('#')",
+        arg=left + 1,
+        timeout=120_000,
+    )
     _status_says(page, "Drew 1 beat.")
     rows = _rows(page)
     assert "#" in rows[left].split("\t")[-1] and len([r for r in rows if "#" in r.split("\t")[-1]]) == len(drawn) + 1
