@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -332,6 +333,17 @@ class Library:
         """Whether the picture file named `base_name` (`<32 hex>.png`) belongs to one of the writer's sessions."""
         with self._db.session() as db:
             return SessionRepository(db).owner_of_file(base_name) == writer.owner
+
+    def owns_picture_copy(self, path: Path, writer: Writer) -> bool | None:
+        """Whether a file that holds a picture under another name (a named download, or Gradio's copy of one) is a
+        picture of the writer's; None when its content is no picture of anyone's."""
+        try:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            return None
+        with self._db.session() as db:
+            owners = SessionRepository(db).owners_of_content(digest)
+        return writer.owner in owners if owners else None
 
     def owns_session(self, session_id: str, writer: Writer) -> bool:
         """Whether the session exists and is the writer's."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from illustrator.errors import GenerationCancelled, IllustratorError, InvalidInput, NotFound
+from illustrator.labels import picture_label
 from illustrator.library import Library
 from illustrator.plan import Action
 from illustrator.service import TurnOptions, TurnService
@@ -90,19 +91,28 @@ class StoryService:
         return cast_from_sheet(picture.sheet) if picture is not None else []
 
     def picture_choices(self, session_id: str, index: int, *, writer: Writer = LOCAL_WRITER) -> list[PictureChoice]:
-        """The pictures a beat may show: those drawn for it (the last one first), then the session's others."""
+        """The pictures a beat may show: those drawn for it (the last one first), then the session's starred pictures
+        (favourites), then its others; each named by its number in the session ("#3")."""
         story = self._require(session_id, writer)
         if not 0 <= index < len(story.beats):
             raise InvalidInput(f"There is no beat {index + 1}; the story has {len(story.beats)}.")
         drawn = story.beats[index].drawn
         view = self._library.open_session(session_id, writer=writer)
-        session = [m.picture.id for m in view.messages if m.picture is not None]
-        choices = []
-        for number, picture_id in enumerate(reversed(drawn)):
-            if picture_id in session:
-                why = "the beat ended on it" if number == 0 else "drawn earlier for this beat"
-                choices.append(PictureChoice(picture_id, f"#{picture_id}, {why}"))
-        choices += [PictureChoice(p, f"#{p}, from the session") for p in reversed(session) if p not in drawn]
+        pictures = {m.picture.id: m.picture for m in view.messages if m.picture is not None}
+
+        def named(picture_id: int, why: str) -> PictureChoice:
+            picture = pictures[picture_id]
+            star = "★ " if picture.starred else ""
+            return PictureChoice(picture_id, f"{star}{picture_label(picture)}, {why}")
+
+        choices = [
+            named(picture_id, "the beat ended on it" if number == 0 else "drawn earlier for this beat")
+            for number, picture_id in enumerate(reversed(drawn))
+            if picture_id in pictures
+        ]
+        others = [p for p in reversed(pictures) if p not in drawn]
+        choices += [named(p, "a favourite") for p in others if pictures[p].starred]
+        choices += [named(p, "from the session") for p in others if not pictures[p].starred]
         return choices
 
     def save(

@@ -37,13 +37,24 @@ def cast_from_sheet(sheet: dict[str, Any] | None) -> list[CastMember]:
 
 
 def with_looks(beat: Beat, cast: Sequence[CastMember]) -> str:
-    """The beat's prompt with the look of each cast member it names, for the terms the prompt does not hold yet."""
+    """The beat's prompt with the look of each cast member it names, for the terms the prompt does not hold yet.
+
+    The look goes right after the character's name (or first, with the name, when only the beat's text names them):
+    the text encoder reads 77 tokens and cuts the rest, so what keeps a character recognisable comes before the
+    scene's details and the style."""
     prompt = beat.prompt
     for member in cast:
-        if not re.search(rf"(?<!\w){re.escape(member.name)}(?!\w)", f"{beat.text} {prompt}", re.I):
+        name = re.compile(rf"(?<!\w){re.escape(member.name)}(?!\w)", re.I)
+        if not name.search(f"{beat.text} {prompt}"):
             continue
         missing = [term for term in member.description.split(", ") if term and term.lower() not in prompt.lower()]
-        if missing:
-            named = f"{member.name}:".lower() in prompt.lower()
-            prompt = ", ".join([prompt, *missing] if named else [prompt, f"{member.name}: {', '.join(missing)}"])
+        if not missing:
+            continue
+        look = ", ".join(missing)
+        found = name.search(prompt)
+        if found is None:
+            prompt = f"{member.name}, {look}, {prompt}"
+        else:
+            rest = prompt[found.end() :].lstrip(":, ")
+            prompt = ", ".join(part for part in (prompt[: found.end()], look, rest) if part)
     return prompt[: MAX_BEAT_PROMPT_CHARS * 2]

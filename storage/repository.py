@@ -407,6 +407,12 @@ class SessionRepository:
         return self.db.execute(stmt).scalar()
 
     @_database_errors
+    def owners_of_content(self, sha256: str) -> set[str]:
+        """The owners of the pictures whose file has exactly this content (a copy named for a download)."""
+        stmt = select(ChatSession.owner).join(Picture, Picture.session_id == ChatSession.id)
+        return set(self.db.scalars(stmt.where(Picture.sha256 == sha256).distinct()))
+
+    @_database_errors
     def all_file_names(self) -> set[str]:
         """The file names of every picture (for PictureFiles.reconcile at start-up)."""
         return set(self.db.scalars(select(Picture.file_name)))

@@ -10,7 +10,7 @@ from illustrator.wiring import Illustrator
 from ui.components import CandidatesArea, Page, Updates
 from ui.errors import writer_errors
 from ui.owners import writer_of
-from ui.views import chat_messages, picture_caption, picture_label
+from ui.views import chat_messages, picture_caption, picture_label, shown_file
 
 DEFAULT_CANDIDATES = 1  # on a CPU each candidate costs a whole picture's time
 
@@ -61,7 +61,7 @@ def wire_candidates(app: Illustrator, page: Page) -> None:
             view = app.library.open_session(sid, writer=writer)
         return {
             page.chat.chat: chat_messages(view),
-            picture.current: str(chosen.path),
+            picture.current: shown_file(app, chosen, writer),
             picture.details: picture_caption(chosen),
             picture.refined: chosen.prompt,
             page.base_picture: None,

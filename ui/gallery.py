@@ -15,7 +15,7 @@ from ui.components import Page, Updates
 from ui.errors import writer_errors
 from ui.owners import writer_of
 from ui.sessions import follow_turn
-from ui.views import chat_messages, gallery_details, picture_caption
+from ui.views import chat_messages, gallery_details, picture_caption, shown_file
 
 
 def wire_gallery(app: Illustrator, page: Page) -> None:
@@ -150,7 +150,7 @@ def _wire_chosen(app: Illustrator, page: Page) -> None:
         note = f"**Your next message continues from picture {picture_label(picture)}** (a new branch).\n\n"
         return {
             page.chat.chat: chat_messages(view),
-            page.picture.current: str(picture.path),
+            page.picture.current: shown_file(app, picture, writer),
             page.picture.details: note + picture_caption(picture),
             page.picture.refined: picture.prompt,
             page.session_id: view.id,

@@ -19,7 +19,7 @@ from illustrator.wiring import Illustrator
 from ui.components import Page, Updates
 from ui.errors import writer_errors
 from ui.owners import writer_of
-from ui.views import as_text, picture_caption, picture_label
+from ui.views import as_text, picture_caption, picture_label, shown_file
 
 EXCERPT_CHARS = 70
 MAX_INDENT = 8  # deeper branches are drawn at this depth, so that a long story stays readable
@@ -204,10 +204,11 @@ def wire_lineage(app: Illustrator, page: Page, area: LineageArea) -> None:
     def go_on_from(evt: gr.EventData, request: gr.Request) -> Updates:
         data = evt._data if isinstance(evt._data, dict) else {}
         with writer_errors():
-            picture = app.library.get_picture(int(data.get("picture") or 0), writer=writer_of(app, request))
+            writer = writer_of(app, request)
+            picture = app.library.get_picture(int(data.get("picture") or 0), writer=writer)
         note = f"**Your next message continues from picture {picture_label(picture)}.**\n\n"
         return {
-            page.picture.current: str(picture.path) if picture.path.is_file() else None,
+            page.picture.current: shown_file(app, picture, writer),
             page.picture.details: note + picture_caption(picture),
             page.picture.refined: picture.prompt,
             page.base_picture: picture.id,

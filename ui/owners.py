@@ -63,6 +63,12 @@ def may_fetch(app: Illustrator, writer: Writer, path: Path) -> bool:
     for folder in (app.settings.pictures_dir, app.settings.thumbnails_dir):
         if path.is_relative_to(folder.resolve()):
             return False  # anything else in our folders is no picture of anyone's
+    if (
+        path.suffix.lower() in (".png", ".webp") and path.is_file()
+    ):  # a picture named for a download ("crow-city-03.png")
+        owned = app.library.owns_picture_copy(path, writer)
+        if owned is not None:
+            return owned
     return True  # not ours to judge: Gradio's own checks apply
 
 

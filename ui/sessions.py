@@ -12,7 +12,7 @@ from illustrator.wiring import Illustrator
 from ui.components import Page, Updates
 from ui.errors import writer_errors
 from ui.owners import writer_of
-from ui.views import chat_messages, picture_caption, session_samples, share_link
+from ui.views import chat_messages, picture_caption, session_samples, share_link, shown_file
 
 
 def follow_turn(app: Illustrator, page: Page, dependency: Dependency) -> None:
@@ -49,11 +49,12 @@ def open_session(app: Illustrator, page: Page, sid: str | None, request: gr.Requ
         }
         return empty | {page.session_id: None, page.base_picture: None}
     with writer_errors():
-        view = app.library.open_session(sid, writer=writer_of(app, request))
+        writer = writer_of(app, request)
+        view = app.library.open_session(sid, writer=writer)
     picture = view.current_picture
     return {
         page.chat.chat: chat_messages(view),
-        page.picture.current: str(picture.path) if picture and picture.path.is_file() else None,
+        page.picture.current: shown_file(app, picture, writer),
         page.picture.details: picture_caption(picture) if picture else "",
         page.picture.refined: picture.prompt if picture else "",
         page.session_id: view.id,

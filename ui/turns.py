@@ -24,7 +24,7 @@ from ui.candidates import show_candidates
 from ui.components import AUTOMATIC, Page, RefusedUpload, Updates
 from ui.errors import UNEXPECTED, writer_errors
 from ui.owners import writer_of
-from ui.views import as_text, chat_messages, picture_caption
+from ui.views import as_text, chat_messages, picture_caption, shown_file
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ class Turn:
         yield (
             {
                 area.chat: chat_messages(app.library.open_session(sid, writer=writer)),
-                picture.current: str(drawn.path),
+                picture.current: shown_file(app, drawn, writer),
                 picture.details: picture_caption(drawn),
                 picture.refined: drawn.prompt,
                 page.session_id: sid,
@@ -192,7 +192,7 @@ class Turn:
         shown = self.app.library.get_picture(int(base), writer=writer) if base else view.current_picture
         return {
             page.chat.chat: chat_messages(view) + [{"role": "assistant", "content": STOPPED}],
-            page.picture.current: str(shown.path) if shown and shown.path.is_file() else None,
+            page.picture.current: shown_file(self.app, shown, writer),
             page.picture.details: picture_caption(shown) if shown else "",
             page.picture.refined: shown.prompt if shown else "",
             page.base_picture: base,

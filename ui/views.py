@@ -9,6 +9,7 @@ from typing import Any
 import gradio as gr
 
 from illustrator.credits import credit_line
+from illustrator.errors import IllustratorError
 from illustrator.labels import drawn_from
 from illustrator.labels import picture_label as picture_label  # the one label (ui.lineage, ui.candidates)
 from illustrator.service import MessageView, PictureView, SessionView
@@ -112,3 +113,14 @@ def share_link(app: Illustrator, token: str, request: gr.Request | None) -> str:
         name = lan_address() or name  # the writer opened the app locally; a friend needs the network address
     scheme = request.headers.get("x-forwarded-proto", "http") if request is not None else "http"
     return f"{scheme}://{name}{':' + port if port else ''}/share/{token}"
+
+
+def shown_file(app: Illustrator, picture: PictureView | None, writer: Writer) -> str | None:
+    """The file the current picture shows: a copy named for the writer ("crow-city-03.png"), so that its download
+    icon saves it under that name (Gradio names a download after the file); the stored file if no copy can be made."""
+    if picture is None or not picture.path.is_file():
+        return None
+    try:
+        return str(app.library.download(picture.id, writer=writer))
+    except IllustratorError:
+        return str(picture.path)

@@ -87,6 +87,10 @@ def test_numbers_sessions_times_downloads_and_favourites(start: Any, browser, tm
     assert "Picture #2" in details and "from your picture" in details and "from picture #" not in details
     assert re.search(r"Picture #2 · edit[^\n]*, from your picture", page.locator("#chat").inner_text())
     page.screenshot(path=str(tmp_path / "own-picture.png"), full_page=True)
+    # the current picture's own download icon saves it under the same kind of name
+    with page.expect_download() as icon:
+        page.locator("#current-picture").get_by_label("Download").first.click()
+    assert icon.value.suggested_filename == "a-lake-at-dawn-02.png"
 
     # 3. one order (newest first, said so) in both views; "All sessions" names each picture's session
     page.get_by_role("tab", name="Gallery").click()

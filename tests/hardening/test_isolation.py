@@ -91,7 +91,10 @@ def test_a_writer_cannot_fetch_another_writers_picture_files(start_app: Start, d
     export = next((data_dir / "exports" / ann_session).glob("*.zip")).resolve()
     cached = sorted(p.resolve() for p in Path(os.environ["GRADIO_TEMP_DIR"]).rglob(f"{stem}.*"))
     assert cached, "Gradio kept no copy of the picture"
-    files = [picture, thumbnail, export, *cached]
+    # the current picture is shown (and cached by Gradio) as a copy named for its download: a-secret-garden-…-01.png
+    named = sorted(p.resolve() for p in Path(os.environ["GRADIO_TEMP_DIR"]).rglob("*-01.png"))
+    assert named, "Gradio kept no copy of the picture named for its download"
+    files = [picture, thumbnail, export, *cached, *named]
 
     bo, owner = _logged_in(url, BO), _logged_in(url, ANN)
     try:

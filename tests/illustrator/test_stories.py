@@ -150,6 +150,13 @@ def test_the_writer_chooses_each_beats_picture_and_the_export_command_uses_it(
     assert [c.picture_id for c in choices[:2]] == [redrawn.picture_id, first]
     assert "the beat ended on it" in choices[0].label and "drawn earlier for this beat" in choices[1].label
     assert {c.picture_id for c in choices[2:]} == {b.picture_id for b in stories.load(session_id).beats[1:]}  # type: ignore[union-attr]
+    # pictures are named by their number in the session; a favourite (starred) comes before the session's others
+    last = stories.load(session_id).beats[-1].picture_id  # type: ignore[union-attr]
+    stories._library.star(last)
+    numbers = {p.id: p.number for p in stories._library.session_pictures(session_id)}
+    choices = stories.picture_choices(session_id, 0)
+    assert choices[2].picture_id == last and choices[2].label == f"★ #{numbers[last]}, a favourite"
+    assert all(c.label.split(",")[0].lstrip("★ ") == f"#{numbers[c.picture_id]}" for c in choices)
 
     chosen = stories.choose_picture(session_id, 0, first)
     assert chosen.beats[0].picture_id == first and chosen.beats[0].drawn == redrawn.drawn  # nothing drawn is lost
@@ -189,7 +196,11 @@ def test_the_chats_story_sheet_gives_every_beat_the_same_look(data_dir: Path, of
     report = stories.draw_all(session_id)
     assert report.drawn == [0, 1]
     drawn = [stories._library.get_picture(b.picture_id) for b in report.story.beats]  # type: ignore[arg-type]
-    assert "long red hair" in drawn[1].prompt and drawn[1].prompt.startswith("Mara by the fire")
+    assert (
+        "long red hair" in drawn[1].prompt
+        and drawn[1].prompt.startswith("Mara, a young girl")
+        and "by the fire" in drawn[1].prompt
+    )
 
 
 def test_a_character_described_in_an_earlier_beat_keeps_that_look(data_dir: Path, offline_generator) -> None:

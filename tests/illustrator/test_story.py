@@ -162,7 +162,11 @@ def test_the_sheets_cast_gives_each_named_character_their_look_and_nothing_else(
         0, 30, "Mara walked into the tavern.", "Mara walks into a tavern, long red hair, storybook illustration"
     )
     assert with_looks(beat, cast) == (
-        "Mara walks into a tavern, long red hair, storybook illustration, Mara: a young girl, a green cloak"
+        "Mara, a young girl, a green cloak, walks into a tavern, long red hair, storybook illustration"
+    )  # the look comes right after the name, before what CLIP's 77 tokens might cut
+    harbour = Beat(0, 30, "Mara ran to the harbour.", "the harbour at dawn, storybook illustration")
+    assert with_looks(harbour, cast) == "Mara, a young girl, long red hair, a green cloak, the harbour at dawn, " + (
+        "storybook illustration"
     )
     elsewhere = Beat(0, 30, "The keeper lit the lamp.", "the keeper lights the lamp")
     assert with_looks(elsewhere, cast) == "the keeper lights the lamp"  # Mara is not in it; the keeper has no look
