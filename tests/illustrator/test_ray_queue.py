@@ -114,10 +114,45 @@ def app_on(
         served.close()
 
 
+def _both_replicas_running(timeout: float = 180) -> None:
+    from ray import serve
+
+    from illustrator.drawing.ray_backend import APP_NAME
+
+    deadline = time.monotonic() + timeout
+    while True:
+        (deployment,) = serve.status().applications[APP_NAME].deployments.values()
+        states = {getattr(state, "value", str(state)): n for state, n in deployment.replica_states.items()}
+        running = states.get("RUNNING", 0)
+        if running == 2:
+            return
+        assert time.monotonic() < deadline, f"the Ray deployment has {deployment.replica_states} replicas"
+        time.sleep(0.5)
+
+
+def _both_replicas_draw(backend: RayBackend, timeout: float = 180) -> None:
+    """Wait until two draws sent at once are drawn at once (both replicas running and known to the handle's router)."""
+    _both_replicas_running(timeout)
+    params = GenerationParams("a pebble", "", seed=1, steps=30, guidance_scale=1.0, width=64, height=64)
+    deadline = time.monotonic() + timeout
+    while True:
+        clocked = Clocked(backend)
+        draws = [threading.Thread(target=clocked.text_to_image, args=(params,)) for _ in range(2)]
+        for draw in draws:
+            draw.start()
+        for draw in draws:
+            draw.join(timeout=120)
+        first, second = sorted(clocked.spans, key=lambda span: span.first_step)
+        if second.first_step < first.done:
+            return
+        assert time.monotonic() < deadline, "the two replicas never drew at once"
+
+
 @pytest.mark.parametrize(("at_once", "overlap"), [(None, True), (1, False)], ids=["one-per-replica", "one-at-a-time"])
 def test_two_writers_draw_at_once_on_two_replicas_each_into_their_own_session(
     ray_drawing: RayBackend, data_dir: Path, at_once: int | None, overlap: bool
 ) -> None:
+    _both_replicas_draw(ray_drawing)  # an earlier test kills a replica: its successor may not be routed to yet
     clocked = Clocked(ray_drawing)
     animals = ("otter", "heron")
     with app_on(clocked, data_dir, turns_at_once=at_once) as url:
